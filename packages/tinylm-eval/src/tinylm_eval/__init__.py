@@ -1,0 +1,4 @@
+"""TinyLM eval."""
+from importlib.metadata import version as _version
+
+__version__ = _version("tinylm-eval")
