@@ -1,0 +1,277 @@
+"""A whole build: plan tasks, run stage 1 (resumable), assemble, and publish atomically.
+
+Output: OUT/<name>/<version>/ appears in one rename once complete, then OUT/<name>/LATEST points
+at it. Intermediate work lives in OUT/<name>/.work-<version>/ and survives a killed run, so a
+rerun with the same inputs and configuration (hence the same version) continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .assemble import LENGTH_BINS, Assembler
+from .atomic import remove_temporaries, write_json, write_text
+from .config import BuildConfig
+from .fingerprint import file_fingerprint, version_id
+from .shards import SCHEMA_VERSION
+from .tasks import Task, TaskRunner, load_finished
+from .tokenizer import LoadedTokenizer
+from .work import WorkerSetup
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildOptions:
+    out_root: Path
+    workers: int = max(os.cpu_count() or 1, 1)
+    batch_size: int = 256
+    strict: bool = False
+    keep_work: bool = False
+
+
+class Progress:
+    """Hooks a front end implements; the defaults do nothing."""
+
+    def stage(self, name: str, total: int | None) -> None: ...
+
+    def advance(self, amount: int) -> None: ...
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    manifest: dict[str, Any]
+    stats: dict[str, Any]
+    reused: bool = False
+
+
+def plan_tasks(config: BuildConfig, base: Path) -> list[Task]:
+    from .readers import expand_paths
+
+    tasks: list[Task] = []
+    for source_index, source in enumerate(config.sources):
+        for path in expand_paths(source.paths, base):
+            try:
+                display = path.resolve().relative_to(base.resolve()).as_posix()
+            except ValueError:
+                display = path.name
+            readable = path.is_file() and os.access(path, os.R_OK)
+            tasks.append(
+                Task(
+                    index=len(tasks),
+                    source_index=source_index,
+                    source=source.name,
+                    kind=source.kind,
+                    path=path,
+                    display_path=display,
+                    fingerprint=file_fingerprint(path) if readable else "unreadable",
+                    size=path.stat().st_size if readable else 0,
+                )
+            )
+    return tasks
+
+
+def _read_task(config: BuildConfig) -> Callable[[Task], Any]:
+    from .readers import read_documents
+
+    def read(task: Task):
+        source = config.sources[task.source_index]
+        return read_documents(
+            source.kind,
+            task.path,
+            source=source.name,
+            text_field=source.text_field,
+            id_field=source.id_field,
+            display_path=task.display_path,
+            max_line_bytes=config.max_line_bytes,
+        )
+
+    return read
+
+
+def run_build(
+    config: BuildConfig, base: Path, options: BuildOptions, progress: Progress | None = None
+) -> BuildResult:
+    progress = progress or Progress()
+    progress.stage("fingerprint inputs", None)
+    tasks = plan_tasks(config, base)
+    tokenizer = LoadedTokenizer(config.tokenizer, base)
+    config_data = config.model_dump(mode="json")
+    version = version_id(
+        inputs=[
+            {"source": t.source, "file": t.display_path, "content": t.fingerprint} for t in tasks
+        ],
+        config=config_data,
+        code_version=__version__,
+        tokenizer_sha256=tokenizer.info.sha256,
+    )
+    dataset_dir = options.out_root / config.name
+    out_dir = dataset_dir / version
+    if (out_dir / "manifest.json").is_file():
+        import json
+
+        logger.info("%s is already built; nothing to do", out_dir)
+        write_text(dataset_dir / "LATEST", version + "\n")
+        return BuildResult(
+            out_dir,
+            json.loads((out_dir / "manifest.json").read_text()),
+            json.loads((out_dir / "stats.json").read_text()),
+            reused=True,
+        )
+    work_dir = dataset_dir / f".work-{version}"
+    stale = remove_temporaries(work_dir)
+    if stale:
+        logger.info("removed %d partial files left by an interrupted run", stale)
+
+    # Stage 1: per-file tasks, skipping those a previous run finished.
+    summaries: list[dict[str, Any]] = [None] * len(tasks)  # type: ignore[list-item]
+    todo = []
+    for task in tasks:
+        done = load_finished(work_dir, task)
+        if done is not None:
+            summaries[task.index] = done
+        else:
+            todo.append(task)
+    if len(todo) < len(tasks):
+        logger.info(
+            "resuming: %d of %d input files already processed", len(tasks) - len(todo), len(tasks)
+        )
+    setup = WorkerSetup(
+        config=config, tokenizer_json=tokenizer.backend.to_str(), eos_id=tokenizer.info.eos_id
+    )
+    progress.stage("read, clean, filter, tokenize", sum(t.size for t in todo) or None)
+    runner = TaskRunner(
+        config,
+        setup,
+        work_dir,
+        workers=max(1, min(options.workers, os.cpu_count() or 1)),
+        batch_size=options.batch_size,
+        strict=options.strict,
+        reader=_read_task(config),
+    )
+    with runner:
+        for task in todo:
+            summaries[task.index] = runner.run(task)
+            progress.advance(task.size)
+
+    # Stage 2 into a staging directory, renamed into place when complete.
+    staging = dataset_dir / f".staging-{version}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    assembled = Assembler(
+        config,
+        tasks,
+        work_dir,
+        staging,
+        pad_id=tokenizer.info.pad_id,
+        on_stage=progress.stage,
+        on_advance=progress.advance,
+    ).run()
+    progress.stage("write manifest", None)
+    tokenizer.save(staging / "tokenizer")
+    stats = build_stats(config, tasks, summaries, assembled)
+    write_json(staging / "stats.json", stats)
+    try:
+        from .plots import plot_funnel, plot_lengths
+
+        plot_funnel(stats, staging / "plots" / "funnel.png")
+        plot_lengths(assembled.length_histograms, LENGTH_BINS, staging / "plots" / "lengths.png")
+    except Exception as exc:  # a plot must never cost the user the build
+        logger.warning("could not draw plots: %s", exc)
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "format": "tinylm-packed-blocks",
+        "name": config.name,
+        "version": version,
+        "created_by": {"package": "tinylm-data", "version": __version__},
+        "tokenizer": tokenizer.info.as_dict(),
+        "block_size": config.block_size,
+        "pack_mode": config.pack_mode,
+        "num_blocks": assembled.pack_stats["blocks"],
+        "tokens": {k: v for k, v in assembled.pack_stats.items() if k not in {"blocks"}},
+        "counts": {name: stats["sources"][name]["accounting"] for name in stats["sources"]},
+        "inputs": [
+            {"source": t.source, "file": t.display_path, "bytes": t.size, "xxh3_128": t.fingerprint}
+            for t in tasks
+        ],
+        "config": config_data,
+        "rejects": [f"rejects/{name}" for name in assembled.reject_files],
+        "shards": assembled.shards,
+    }
+    write_json(staging / "manifest.json", manifest)
+    os.replace(staging, out_dir)
+    write_text(dataset_dir / "LATEST", version + "\n")
+    if not options.keep_work:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return BuildResult(out_dir, manifest, stats)
+
+
+def build_stats(config: BuildConfig, tasks: list[Task], summaries: list[dict], assembled) -> dict:
+    sources: dict[str, Any] = {}
+    for source in config.sources:
+        mine = [s for t, s in zip(tasks, summaries, strict=True) if t.source == source.name]
+        read_rejected: Counter = Counter()
+        filtered: Counter = Counter()
+        clean_changes: Counter = Counter()
+        for summary in mine:
+            read_rejected.update(summary["read_rejected"])
+            filtered.update(summary["filtered"])
+            clean_changes.update(summary["clean_changes"])
+        stage2 = assembled.per_source[source.name]
+        n_in = sum(s["in"] for s in mine)
+        n_rejected = sum(read_rejected.values())
+        n_filtered = sum(filtered.values()) + stage2["sampled_out"]
+        n_dupes = stage2["exact_dedup"] + stage2["near_dedup"]
+        kept = stage2["kept"]
+        accounting = {
+            "in": n_in,
+            "kept": kept,
+            "filtered": n_filtered,
+            "duplicates": n_dupes,
+            "rejected": n_rejected,
+        }
+        if n_in != kept + n_filtered + n_dupes + n_rejected:
+            raise RuntimeError(
+                f"document accounting does not close for source {source.name}: {accounting}"
+            )
+        after_read = n_in - n_rejected
+        after_filter = after_read - sum(filtered.values())
+        after_exact = after_filter - stage2["exact_dedup"]
+        after_near = after_exact - stage2["near_dedup"]
+        sources[source.name] = {
+            "files": len(mine),
+            "bytes": sum(s["bytes"] for s in mine),
+            "chars_in": sum(s["chars_in"] for s in mine),
+            "accounting": accounting,
+            "funnel": {
+                "in": n_in,
+                "read": after_read,
+                "filter": after_filter,
+                "exact_dedup": after_exact,
+                "near_dedup": after_near,
+                "mixture": kept,
+            },
+            "read_rejected": dict(sorted(read_rejected.items())),
+            "filtered": dict(sorted(filtered.items())),
+            "clean_changes": dict(sorted(clean_changes.items())),
+            "exact_duplicates": stage2["exact_dedup"],
+            "near_duplicates": stage2["near_dedup"],
+            "sampled_out": stage2["sampled_out"],
+            "weight": source.weight,
+            "tokens_kept": stage2["tokens_kept"],
+            "tokens_packed": stage2["tokens_packed"],
+            "documents_packed": stage2["copies_packed"],
+        }
+    totals = Counter()
+    for s in sources.values():
+        totals.update(s["accounting"])
+    return {"sources": sources, "total": dict(totals), "packing": assembled.pack_stats}

@@ -1,0 +1,61 @@
+"""PNG figures of a build: the document funnel and the document-length histograms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+FUNNEL_STAGES = ["in", "read", "filter", "exact_dedup", "near_dedup", "mixture"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_funnel(stats: dict, path: Path) -> None:
+    plt = _pyplot()
+    names = list(stats["sources"])
+    x = np.arange(len(FUNNEL_STAGES))
+    width = 0.8 / max(len(names), 1)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for i, name in enumerate(names):
+        funnel = stats["sources"][name]["funnel"]
+        ax.bar(x + i * width, [funnel[s] for s in FUNNEL_STAGES], width, label=name)
+    ax.set_xticks(
+        x + width * (len(names) - 1) / 2,
+        ["input", "readable", "after filters", "after exact dedup", "after near dedup", "kept"],
+    )
+    ax.set_ylabel("documents")
+    ax.set_title("Documents remaining after each stage")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_lengths(histograms: dict[str, list[int]], bins: np.ndarray, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    edges = bins[1:]  # bin k holds lengths in [bins[k], bins[k+1])
+    for name, counts in histograms.items():
+        counts = np.asarray(counts)
+        if counts.sum() == 0:
+            continue
+        last = int(np.nonzero(counts)[0].max()) + 1
+        ax.step(edges[:last], counts[:last], where="pre", label=f"{name} ({counts.sum()} docs)")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("document length in tokens (EOS included)")
+    ax.set_ylabel("documents")
+    ax.set_title("Kept document lengths")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)

@@ -1,0 +1,75 @@
+"""Arrow schemas and writers for the intermediate per-task files and the rejects side output."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .document import Rejection
+
+REJECT_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("source", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("file", pa.string()),
+        ("line", pa.int64()),
+    ]
+)
+
+# The parquet writer settings every file of a build uses; fixed so the bytes are reproducible.
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+
+
+def rejects_table(rejections: Sequence[Rejection]) -> pa.Table:
+    rows = [r.as_row() for r in rejections]
+    return pa.Table.from_pylist(rows, schema=REJECT_SCHEMA)
+
+
+def list_array(arrays: Sequence[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
+    """A list array from numpy arrays without a Python loop over the values."""
+    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    if lengths.sum() >= 2**31:
+        raise ValueError("a list column chunk over 2**31 values: write smaller batches")
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = np.concatenate(arrays) if arrays else np.empty(0)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=value_type))
+
+
+class RowGroupWriter:
+    """Collects tables and writes them as row groups of about `rows_per_group` rows."""
+
+    def __init__(self, path: Path, schema: pa.Schema, rows_per_group: int = 16384) -> None:
+        self.path = path
+        self.schema = schema
+        self.rows_per_group = rows_per_group
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._writer = pq.ParquetWriter(str(path), schema, **PARQUET_OPTIONS)
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= self.rows_per_group:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            table = pa.concat_tables(self._pending)
+            self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            self.rows += table.num_rows
+            self._pending, self._pending_rows = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()

@@ -1,0 +1,259 @@
+"""Stage 1: every input file is a task that reads, cleans, filters, keys and tokenizes its documents.
+
+A task writes its kept documents (ids, keys, token ids, signatures) and its rejects to Parquet in
+the build's work directory, and a summary JSON last; the summary is the completion marker, so a
+rerun skips finished tasks and redoes a task that was cut off. Batches go to a process pool with a
+bounded number in flight (memory stays bounded however large a file is) and come back in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .atomic import atomic_path, write_json
+from .config import BuildConfig
+from .document import Document, Rejection
+from .records import REJECT_SCHEMA, RowGroupWriter, list_array, rejects_table
+from .work import BatchResult, WorkerSetup, init_worker, process_batch
+
+logger = logging.getLogger(__name__)
+
+
+class StrictModeError(RuntimeError):
+    """Raised in --strict mode at the first piece of bad input."""
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    index: int
+    source_index: int
+    source: str
+    kind: str
+    path: Path
+    display_path: str  # relative to the config's directory: what rejects and manifests show
+    fingerprint: str
+    size: int
+
+    @property
+    def stem(self) -> str:
+        return f"task-{self.index:05d}"
+
+
+def kept_schema(signature_type: pa.DataType | None) -> pa.Schema:
+    fields = [
+        ("ordinal", pa.int64()),  # position among the task's kept documents
+        ("doc_id", pa.string()),
+        ("line", pa.int64()),
+        ("key", pa.binary(16)),
+        ("language", pa.string()),
+        ("num_chars", pa.int64()),
+        ("num_tokens", pa.int32()),
+        ("tokens", pa.list_(pa.int32())),
+    ]
+    if signature_type is not None:
+        fields.append(("signature", pa.list_(signature_type)))
+    return pa.schema(fields)
+
+
+def task_files(work_dir: Path, task: Task) -> dict[str, Path]:
+    base = work_dir / "tasks"
+    return {
+        "kept": base / f"{task.stem}.kept.parquet",
+        "rejects": base / f"{task.stem}.rejects.parquet",
+        "summary": base / f"{task.stem}.json",
+    }
+
+
+def load_finished(work_dir: Path, task: Task) -> dict[str, Any] | None:
+    import json
+
+    summary = task_files(work_dir, task)["summary"]
+    if not summary.is_file():
+        return None
+    data = json.loads(summary.read_text())
+    return data if data.get("fingerprint") == task.fingerprint else None
+
+
+def _bounded_ordered_map(
+    pool, items: Iterable[tuple], max_pending: int
+) -> Iterator[tuple[Any, Any]]:
+    """Like `pool.imap`, but never more than `max_pending` batches in flight (bounded memory).
+
+    Yields `(item_tag, result)`; `item_tag` is the first element of each item, kept in the main
+    process so that bookkeeping travels with its batch.
+    """
+    pending: deque = deque()
+    for tag, *args in items:
+        if pool is None:
+            yield tag, process_batch(*args)
+            continue
+        pending.append((tag, pool.apply_async(process_batch, args)))
+        if len(pending) >= max_pending:
+            head_tag, handle = pending.popleft()
+            yield head_tag, handle.get()
+    while pending:
+        head_tag, handle = pending.popleft()
+        yield head_tag, handle.get()
+
+
+class TaskRunner:
+    """Runs stage 1 for a list of tasks with one shared process pool."""
+
+    def __init__(
+        self,
+        config: BuildConfig,
+        setup: WorkerSetup,
+        work_dir: Path,
+        *,
+        workers: int,
+        batch_size: int,
+        strict: bool,
+        reader: Callable[..., Iterator[Document | Rejection]],
+        on_documents: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self.config = config
+        self.setup = setup
+        self.work_dir = work_dir
+        self.workers = workers
+        self.batch_size = batch_size
+        self.strict = strict
+        self.reader = reader
+        self.on_documents = on_documents
+        self._pool = None
+
+    def __enter__(self) -> TaskRunner:
+        if self.workers > 1:
+            import multiprocessing as mp
+
+            self._pool = mp.get_context("fork").Pool(
+                self.workers, initializer=init_worker, initargs=(self.setup,)
+            )
+        else:
+            init_worker(self.setup)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            if exc[0] is None:
+                self._pool.close()
+            else:
+                self._pool.terminate()
+            self._pool.join()
+
+    def run(self, task: Task) -> dict[str, Any]:
+        files = task_files(self.work_dir, task)
+        counts: dict[str, Any] = {
+            "in": 0,
+            "read_rejected": Counter(),
+            "filtered": Counter(),
+            "clean_changes": Counter(),
+            "kept": 0,
+            "chars_in": 0,
+            "tokens": 0,
+        }
+        near = self.config.dedup.near
+        signature_type = pa.uint64() if near.enabled else None
+        with atomic_path(files["kept"]) as kept_tmp, atomic_path(files["rejects"]) as rej_tmp:
+            kept_writer = RowGroupWriter(kept_tmp, kept_schema(signature_type))
+            rejects_writer = RowGroupWriter(rej_tmp, REJECT_SCHEMA)
+            try:
+                for read_rejects, result in _bounded_ordered_map(
+                    self._pool, self._batches(task, counts), max_pending=2 * max(self.workers, 1)
+                ):
+                    self._record(task, counts, read_rejects, result, kept_writer, rejects_writer)
+            finally:
+                kept_writer.close()
+                rejects_writer.close()
+        summary = {
+            "task": task.index,
+            "source": task.source,
+            "file": task.display_path,
+            "fingerprint": task.fingerprint,
+            "bytes": task.size,
+            **{
+                k: dict(sorted(v.items())) if isinstance(v, Counter) else v
+                for k, v in counts.items()
+            },
+        }
+        write_json(files["summary"], summary)
+        return summary
+
+    def _batches(self, task: Task, counts: dict[str, Any]) -> Iterator[tuple]:
+        """Yields `(read_rejections, source_index, docs)`; read rejections ride with their batch."""
+        docs: list[tuple[str, str, int | None]] = []
+        rejections: list[Rejection] = []
+        for item in self.reader(task):
+            counts["in"] += 1
+            if isinstance(item, Rejection):
+                if self.strict:
+                    where = (
+                        f"{item.file or task.display_path}:{item.line}"
+                        if item.line
+                        else (item.file or task.display_path)
+                    )
+                    raise StrictModeError(
+                        f"bad input in {where}: {item.reason}"
+                        + (f" ({item.detail})" if item.detail else "")
+                    )
+                rejections.append(item)
+                continue
+            docs.append((item.id, item.text, item.meta.get("line")))
+            if len(docs) >= self.batch_size:
+                yield rejections, task.source_index, docs
+                docs, rejections = [], []
+        if docs or rejections:
+            yield rejections, task.source_index, docs
+
+    def _record(
+        self,
+        task: Task,
+        counts: dict[str, Any],
+        read_rejects: list[Rejection],
+        result: BatchResult,
+        kept_writer: RowGroupWriter,
+        rejects_writer: RowGroupWriter,
+    ) -> None:
+        for rejection in read_rejects:
+            counts["read_rejected"][rejection.reason] += 1
+        filtered = [
+            Rejection(
+                task.source, "filter", reason, doc_id=doc_id, file=task.display_path, line=line
+            )
+            for doc_id, line, reason in result.filtered
+        ]
+        for rejection in filtered:
+            counts["filtered"][rejection.reason] += 1
+        rejects_writer.write(rejects_table(read_rejects + filtered))
+        counts["clean_changes"].update(result.clean_changes)
+        counts["chars_in"] += result.chars_in
+        self.on_documents(len(result.kept) + len(result.filtered) + len(read_rejects))
+        if not result.kept:
+            return
+        kept = result.kept
+        start = counts["kept"]
+        counts["kept"] += len(kept)
+        num_tokens = np.fromiter((len(k.tokens) for k in kept), dtype=np.int32, count=len(kept))
+        counts["tokens"] += int(num_tokens.sum())
+        columns = {
+            "ordinal": pa.array(np.arange(start, start + len(kept), dtype=np.int64)),
+            "doc_id": pa.array([k.doc_id for k in kept], pa.string()),
+            "line": pa.array([k.line for k in kept], pa.int64()),
+            "key": pa.array([k.key for k in kept], pa.binary(16)),
+            "language": pa.array([k.language for k in kept], pa.string()),
+            "num_chars": pa.array([k.num_chars for k in kept], pa.int64()),
+            "num_tokens": pa.array(num_tokens),
+            "tokens": list_array([k.tokens for k in kept], pa.int32()),
+        }
+        if kept_writer.schema.get_field_index("signature") >= 0:
+            columns["signature"] = list_array(
+                [np.asarray(k.signature, dtype=np.uint64) for k in kept], pa.uint64()
+            )
+        kept_writer.write(pa.Table.from_pydict(columns, schema=kept_writer.schema))
