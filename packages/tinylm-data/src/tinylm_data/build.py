@@ -11,7 +11,7 @@ import logging
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,10 @@ class Progress:
     def stage(self, name: str, total: int | None) -> None: ...
 
     def advance(self, amount: int) -> None: ...
+
+
+# (tasks, setup, work_dir, config, options, reader_factory) -> task summaries
+Stage1 = Callable[..., Iterable[dict[str, Any]]]
 
 
 @dataclass
@@ -98,9 +102,38 @@ def _read_task(config: BuildConfig) -> Callable[[Task], Any]:
     return read
 
 
+def _local_stage1(progress: Progress) -> Stage1:
+    def run(tasks, setup, work_dir, config, options, reader_factory):
+        runner = TaskRunner(
+            config,
+            setup,
+            work_dir,
+            workers=max(1, min(options.workers, os.cpu_count() or 1)),
+            batch_size=options.batch_size,
+            strict=options.strict,
+            reader=reader_factory(config),
+        )
+        with runner:
+            for task in tasks:
+                yield runner.run(task)
+                progress.advance(task.size)
+
+    return run
+
+
 def run_build(
-    config: BuildConfig, base: Path, options: BuildOptions, progress: Progress | None = None
+    config: BuildConfig,
+    base: Path,
+    options: BuildOptions,
+    progress: Progress | None = None,
+    *,
+    stage1: Stage1 | None = None,
+    assembler_factory: Callable[..., Assembler] | None = None,
 ) -> BuildResult:
+    """Build `config` (paths relative to `base`) under `options.out_root`.
+
+    `stage1` and `assembler_factory` let another engine (Spark) run the same steps its own way.
+    """
     progress = progress or Progress()
     progress.stage("fingerprint inputs", None)
     tasks = plan_tasks(config, base)
@@ -149,25 +182,15 @@ def run_build(
         config=config, tokenizer_json=tokenizer.backend.to_str(), eos_id=tokenizer.info.eos_id
     )
     progress.stage("read, clean, filter, tokenize", sum(t.size for t in todo) or None)
-    runner = TaskRunner(
-        config,
-        setup,
-        work_dir,
-        workers=max(1, min(options.workers, os.cpu_count() or 1)),
-        batch_size=options.batch_size,
-        strict=options.strict,
-        reader=_read_task(config),
-    )
-    with runner:
-        for task in todo:
-            summaries[task.index] = runner.run(task)
-            progress.advance(task.size)
+    run_stage1 = stage1 or _local_stage1(progress)
+    for summary in run_stage1(todo, setup, work_dir, config, options, _read_task):
+        summaries[summary["task"]] = summary
 
     # Stage 2 into a staging directory, renamed into place when complete.
     staging = dataset_dir / f".staging-{version}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    assembled = Assembler(
+    assembled = (assembler_factory or Assembler)(
         config,
         tasks,
         work_dir,

@@ -13,7 +13,6 @@ Two modes:
 from __future__ import annotations
 
 import bisect
-
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
