@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path, file_sha256
+from .faults import crash_point
 from .pack import Block
 from .records import PARQUET_OPTIONS, list_array
 
@@ -63,6 +64,7 @@ class ShardWriter:
             schema=SHARD_SCHEMA,
         )
         path = self.directory / f"part-{len(self.shards):05d}.parquet"
+        crash_point("shard")
         with atomic_path(path) as tmp:
             pq.write_table(table, str(tmp), row_group_size=1024, **PARQUET_OPTIONS)
         self.shards.append(

@@ -21,6 +21,7 @@ import pyarrow as pa
 from .atomic import atomic_path, write_json
 from .config import BuildConfig
 from .document import Document, Rejection
+from .faults import crash_point
 from .records import REJECT_SCHEMA, RowGroupWriter, list_array, rejects_table
 from .work import BatchResult, WorkerSetup, init_worker, process_batch
 
@@ -169,6 +170,7 @@ class TaskRunner:
                     self._pool, self._batches(task, counts), max_pending=2 * max(self.workers, 1)
                 ):
                     self._record(task, counts, read_rejects, result, kept_writer, rejects_writer)
+                    crash_point("batch")
             finally:
                 kept_writer.close()
                 rejects_writer.close()

@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tinylm_data.build import BuildOptions, run_build
+from tinylm_data.config import load_config_file, parse_config
+from tinylm_data.inspect_dataset import load_manifest, resolve_dataset_dir, verify_shards
+from tinylm_data.tasks import StrictModeError
+
+
+@pytest.fixture
+def corpus(tiny_corpus) -> Path:
+    return tiny_corpus
+
+
+def _build(config_path: Path, out: Path, workers: int = 1, **overrides):
+    data = load_config_file(config_path) | overrides
+    return run_build(
+        parse_config(data), config_path.parent, BuildOptions(out_root=out, workers=workers)
+    )
+
+
+def _shard_bytes(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((directory / "shards").glob("*.parquet"))}
+
+
+def test_build_writes_the_contract_and_accounts_for_every_document(corpus, tmp_path):
+    result = _build(corpus, tmp_path)
+    directory = resolve_dataset_dir(tmp_path / "tiny")
+    assert directory == result.out_dir and directory.name == result.manifest["version"]
+    manifest = load_manifest(directory)
+    assert manifest["schema_version"] == 1 and manifest["block_size"] == 64
+    assert verify_shards(directory, manifest) == []
+    assert sum(s["rows"] for s in manifest["shards"]) == manifest["num_blocks"] > 1
+    table = pq.read_table(directory / "shards")
+    assert table.schema.field("input_ids").type.value_type.bit_width == 32
+    eos = manifest["tokenizer"]["eos_id"]
+    real = 0
+    for row in table.to_pylist():
+        offsets = row["doc_offsets"]
+        assert len(row["input_ids"]) == 64 and offsets[0] == 0 and offsets[-1] == row["num_tokens"]
+        real += row["num_tokens"]
+    assert real == manifest["tokens"]["real"]
+    # every document ends in EOS: the number of EOS tokens is the number of documents packed
+    assert sum(r["input_ids"][: r["num_tokens"]].count(eos) for r in table.to_pylist()) == sum(
+        s["documents_packed"] for s in result.stats["sources"].values()
+    )
+    # accounting closes per source, and the planted problems are where they belong
+    en = result.stats["sources"]["en"]
+    assert en["accounting"]["in"] == 2 * 63
+    assert en["read_rejected"] == {"malformed_json": 2}
+    assert en["exact_duplicates"] == 2 and result.stats["sources"]["zh"]["exact_duplicates"] == 1
+    for counts in manifest["counts"].values():
+        assert (
+            counts["in"]
+            == counts["kept"] + counts["filtered"] + counts["duplicates"] + counts["rejected"]
+        )
+    rejects = pq.read_table(directory / "rejects").to_pylist()
+    malformed = [r for r in rejects if r["reason"] == "malformed_json"]
+    assert {(r["file"], r["line"]) for r in malformed} == {
+        ("en/part-0.jsonl.gz", 62),
+        ("en/part-1.jsonl.gz", 62),
+    }
+    dup = [r for r in rejects if r["stage"] == "exact_dedup" and r["source"] == "en"]
+    assert {r["doc_id"] for r in dup} == {"en/dup"} or len(dup) == 2
+    assert all("duplicate of" in r["detail"] for r in dup)
+    assert (directory / "stats.json").is_file() and (directory / "plots" / "funnel.png").is_file()
+    assert (directory / "plots" / "lengths.png").is_file()
+    assert (directory / "tokenizer" / "tokenizer.json").is_file()
+    assert not list(tmp_path.glob("tiny/.work-*")), "work files are removed after success"
+
+
+def test_shards_load_with_datasets_and_polars(corpus, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    pl = pytest.importorskip("polars")
+    result = _build(corpus, tmp_path)
+    files = sorted(str(p) for p in (result.out_dir / "shards").glob("*.parquet"))
+    ds = datasets.load_dataset(
+        "parquet", data_files=files, split="train", cache_dir=str(tmp_path / "hf")
+    )
+    assert len(ds) == result.manifest["num_blocks"] and len(ds[0]["input_ids"]) == 64
+    frame = pl.read_parquet(files)
+    assert frame["num_tokens"].sum() == result.manifest["tokens"]["real"]
+
+
+def test_same_inputs_give_byte_identical_shards_whatever_the_worker_count(corpus, tmp_path):
+    one = _build(corpus, tmp_path / "a", workers=1)
+    two = _build(corpus, tmp_path / "b", workers=2)
+    assert one.manifest["version"] == two.manifest["version"]
+    assert _shard_bytes(one.out_dir) == _shard_bytes(two.out_dir)
+    assert one.manifest["shards"] == two.manifest["shards"]
+    again = _build(corpus, tmp_path / "a")
+    assert again.reused and again.out_dir == one.out_dir
+
+
+def test_config_changes_change_the_version(corpus, tmp_path):
+    base = _build(corpus, tmp_path)
+    bestfit = _build(corpus, tmp_path, pack_mode="bestfit")
+    assert bestfit.manifest["version"] != base.manifest["version"]
+    assert (
+        bestfit.manifest["tokens"]["split_documents"] < base.manifest["tokens"]["split_documents"]
+    )
+    assert (tmp_path / "tiny" / "LATEST").read_text().strip() == bestfit.manifest["version"]
+
+
+def test_mixture_weights_scale_sources(corpus, tmp_path):
+    base = _build(corpus, tmp_path)
+    data = load_config_file(corpus)
+    data["sources"][0]["weight"] = 2.0
+    data["sources"][1]["weight"] = 0.5
+    mixed = run_build(
+        parse_config(data), corpus.parent, BuildOptions(out_root=tmp_path / "m", workers=1)
+    )
+    en, zh = mixed.stats["sources"]["en"], mixed.stats["sources"]["zh"]
+    assert en["tokens_packed"] == 2 * base.stats["sources"]["en"]["tokens_packed"]
+    assert 0 < zh["accounting"]["kept"] < base.stats["sources"]["zh"]["accounting"]["kept"]
+    assert (
+        zh["sampled_out"]
+        == base.stats["sources"]["zh"]["accounting"]["kept"] - zh["accounting"]["kept"]
+    )
+    assert zh["accounting"]["in"] == sum(
+        zh["accounting"][k] for k in ("kept", "filtered", "duplicates", "rejected")
+    )
+
+
+def test_strict_mode_stops_at_the_first_bad_line(corpus, tmp_path):
+    data = load_config_file(corpus)
+    with pytest.raises(StrictModeError, match=r"en/part-0.jsonl.gz:62: malformed_json"):
+        run_build(
+            parse_config(data),
+            corpus.parent,
+            BuildOptions(out_root=tmp_path, workers=1, strict=True),
+        )
+
+
+def _cli_build(corpus: Path, out: Path, crash: str | None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TINYLM_DATA_CRASH_AT": crash or ""}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinylm_data",
+            "build",
+            "--config",
+            str(corpus),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crash", ["batch:1", "shard:2"])
+def test_killed_build_resumes_to_identical_output(corpus, tmp_path, crash):
+    reference = _build(corpus, tmp_path / "ref")
+    killed = _cli_build(corpus, tmp_path / "run", crash)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    dataset = tmp_path / "run" / "tiny"
+    assert not (dataset / "LATEST").exists(), "nothing is published by a killed build"
+    assert list(dataset.glob(".work-*")), "the killed run left its work for the rerun"
+    resumed = _cli_build(corpus, tmp_path / "run", None)
+    assert resumed.returncode == 0, resumed.stderr
+    out_dir = dataset / reference.manifest["version"]
+    assert _shard_bytes(out_dir) == _shard_bytes(reference.out_dir)
+    assert (
+        json.loads((out_dir / "manifest.json").read_text())["shards"]
+        == reference.manifest["shards"]
+    )
+    assert not list(dataset.rglob("*.tmp")) and not list(dataset.glob(".staging-*"))
+
+
+def test_unreadable_and_truncated_inputs_are_counted_not_fatal(corpus, tmp_path):
+    root = tmp_path / "c"
+    shutil.copytree(corpus.parent, root)
+    good = (root / "en" / "part-0.jsonl.gz").read_bytes()
+    (root / "en" / "part-2.jsonl.gz").write_bytes(good[: len(good) // 2])  # truncated gzip
+    result = _build(root / "config.yaml", tmp_path / "out")
+    en = result.stats["sources"]["en"]
+    assert en["read_rejected"].get("truncated_gzip") == 1
+    a = en["accounting"]
+    assert a["in"] == a["kept"] + a["filtered"] + a["duplicates"] + a["rejected"]

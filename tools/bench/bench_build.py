@@ -1,0 +1,189 @@
+"""Throughput of the tinylm-data build against bare tokenization, on real corpora.
+
+Replicates the real corpora in ../shared/data/corpora (with light variations so that exact dedup
+does not remove the copies) to about --mb megabytes, then measures, with the same tokenizer and the
+same number of processes:
+
+  bare      HF tokenizers `encode_batch_fast` over all texts in a process pool (the baseline)
+  stage     reading only; reading + cleaning + filtering (no tokenizer)
+  tok+pack  a build with no cleaning rules, no filters and no dedup: read, tokenize, pack, write
+  build     the default build (cleaning, filters, exact dedup; near dedup off)
+
+and prints MB/s, docs/s, the ratios tok+pack/bare (target >= 0.8) and build/bare (target >= 0.5),
+and peak memory. Figures are printed, never asserted.
+
+    uv run python tools/bench/bench_build.py --mb 200 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import multiprocessing as mp
+import os
+import random
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def shared_data() -> Path:
+    return Path(os.environ.get("TINYLM_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def _vary(text: str, rng: random.Random, copy: int) -> str:
+    """A light, deterministic variation: shuffle sentence order and tag the copy."""
+    parts = [p for p in text.replace("。", "。\n").replace(". ", ".\n").split("\n") if p]
+    rng.shuffle(parts)
+    sep = "" if any("\u4e00" <= c <= "\u9fff" for c in text[:50]) else " "
+    return sep.join(parts) + f" [{copy}]"
+
+
+def make_corpus(out: Path, target_mb: float) -> dict[str, list[Path]]:
+    corpora = shared_data() / "corpora"
+    en = []
+    for path in sorted((corpora / "dolma_samples").glob("*.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            en += [json.loads(line)["text"] for line in handle if line.strip()]
+    en += [line for line in (corpora / "en_article_tail500.txt").read_text().splitlines() if line]
+    zh = []
+    for path in [*sorted((corpora / "cluecorpussmall_sample").glob("*.txt")),
+                 *sorted((corpora / "zhwiki_sample").glob("*.txt"))]:
+        zh += [line for line in path.read_text().splitlines() if line.strip()]
+    rng = random.Random(0)
+    base_bytes = sum(len(t.encode()) for t in en + zh)
+    copies = max(1, round(target_mb * 1e6 / base_bytes))
+    files: dict[str, list[Path]] = {"en": [], "zh": []}
+    (out / "en").mkdir(parents=True)
+    (out / "zh").mkdir(parents=True)
+    for c in range(copies):
+        path = out / "en" / f"part-{c:04d}.jsonl.gz"
+        with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as handle:
+            for i, text in enumerate(en):
+                handle.write(json.dumps({"id": f"{c}-{i}", "text": _vary(text, rng, c)}) + "\n")
+        files["en"].append(path)
+        path = out / "zh" / f"part-{c:04d}.txt"
+        path.write_text("\n".join(_vary(t, rng, c) for t in zh) + "\n", encoding="utf-8")
+        files["zh"].append(path)
+    return files
+
+
+def load_texts(files: dict[str, list[Path]]) -> list[str]:
+    texts = []
+    for path in files["en"]:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            texts += [json.loads(line)["text"] for line in handle]
+    for path in files["zh"]:
+        texts += [line for line in path.read_text().splitlines() if line]
+    return texts
+
+
+_TOK = None
+
+
+def _init_bare(tokenizer_json: str) -> None:
+    global _TOK
+    from tokenizers import Tokenizer
+
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    _TOK = Tokenizer.from_str(tokenizer_json)
+
+
+def _encode(batch: list[str]) -> int:
+    return sum(len(e.ids) for e in _TOK.encode_batch_fast(batch, add_special_tokens=False))
+
+
+def bare_tokenize(texts: list[str], tokenizer_json: str, workers: int) -> tuple[float, int]:
+    batches = [texts[i : i + 256] for i in range(0, len(texts), 256)]
+    start = time.perf_counter()
+    with mp.get_context("fork").Pool(workers, _init_bare, (tokenizer_json,)) as pool:
+        tokens = sum(pool.imap(_encode, batches, chunksize=4))
+    return time.perf_counter() - start, tokens
+
+
+def run_build(corpus: Path, out: Path, tokenizer: str, workers: int, *, plain: bool) -> float:
+    from tinylm_data.build import BuildOptions
+    from tinylm_data.build import run_build as build
+    from tinylm_data.config import parse_config
+
+    rules: dict = {"clean": []} if plain else {}
+    config = {
+        "name": "bench-plain" if plain else "bench",
+        "tokenizer": tokenizer,
+        "sources": [
+            {"name": "en", "kind": "jsonl", "paths": ["en/*.jsonl.gz"], "text_field": "text", **rules},
+            {"name": "zh", "kind": "clue", "paths": ["zh/*.txt"], **rules},
+        ],
+    }
+    if plain:
+        config["filters"] = {"disable": "all"}
+        config["dedup"] = {"exact": False}
+    cfg = parse_config(config)
+    start = time.perf_counter()
+    build(cfg, corpus, BuildOptions(out_root=out, workers=workers))
+    return time.perf_counter() - start
+
+
+def read_and_clean(files: dict[str, list[Path]], workers: int) -> tuple[float, float]:
+    from tinylm_data.readers import read_documents
+
+    start = time.perf_counter()
+    n = 0
+    for kind, key in (("jsonl", "en"), ("clue", "zh")):
+        for path in files[key]:
+            for doc in read_documents(kind, path, source=key, text_field="text"):
+                n += 1
+    read_s = time.perf_counter() - start
+    return read_s, n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mb", type=float, default=200)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--tokenizer", default=str(shared_data() / "qwen1.5-tokenizer"))
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    if not (shared_data() / "corpora").is_dir():
+        raise SystemExit(f"real corpora not found under {shared_data()} (set TINYLM_SHARED_DATA)")
+    from tinylm_data.tokenizer import LoadedTokenizer
+
+    work = Path(tempfile.mkdtemp(prefix="tinylm-bench-"))
+    try:
+        files = make_corpus(work / "corpus", args.mb)
+        texts = load_texts(files)
+        mb = sum(len(t.encode()) for t in texts) / 1e6
+        print(f"corpus: {len(texts):,} documents, {mb:.1f} MB of text, workers {args.workers}")
+        tokenizer = LoadedTokenizer(args.tokenizer)
+        bare_s, tokens = bare_tokenize(texts, tokenizer.backend.to_str(), args.workers)
+        del texts
+        read_s, n_read = read_and_clean(files, args.workers)
+        plain_s = run_build(work / "corpus", work / "out", args.tokenizer, args.workers, plain=True)
+        build_s = run_build(work / "corpus", work / "out", args.tokenizer, args.workers, plain=False)
+        rows = [
+            ("bare tokenize", bare_s),
+            ("read only", read_s),
+            ("read+tokenize+pack+write", plain_s),
+            ("full build (no near dedup)", build_s),
+        ]
+        print(f"{'stage':<30}{'seconds':>10}{'MB/s':>10}{'docs/s':>12}")
+        for name, seconds in rows:
+            print(f"{name:<30}{seconds:>10.1f}{mb / seconds:>10.2f}{n_read / seconds:>12,.0f}")
+        print(f"bare tokenizer: {tokens / bare_s:,.0f} tokens/s")
+        print(f"ratio tokenize+pack / bare : {bare_s / plain_s:.2f}  (target >= 0.8)")
+        print(f"ratio full build / bare    : {bare_s / build_s:.2f}  (target >= 0.5)")
+        peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"peak RSS: main {peak_self:,.0f} MiB, largest worker {peak_children:,.0f} MiB")
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
