@@ -180,7 +180,7 @@ class Assembler:
             for task_index, task in enumerate(self.tasks):
                 if round_index == 0:
                     rejects.add_table(pq.read_table(task_files(self.work_dir, task)["rejects"]))
-                if weights[task.source_index] <= round_index:
+                if round_index > 0 and weights[task.source_index] <= round_index:
                     self.on_advance(self.rows[task_index])
                     continue
                 counts = per_source[task.source]
