@@ -77,8 +77,9 @@ def spark_session(master: str | None = None, app_name: str = "tinylm-data"):
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
-    if master or not os.environ.get("SPARK_SUBMIT_SPARK_MASTER"):
-        builder = builder.master(master or os.environ.get("SPARK_MASTER", "local[*]"))
+    # Under spark-submit the JVM is already up (PYSPARK_GATEWAY_PORT) with the submit's master.
+    if master or "PYSPARK_GATEWAY_PORT" not in os.environ:
+        builder = builder.master(master or "local[*]")
     return (
         builder.config(
             "spark.sql.shuffle.partitions", os.environ.get("TINYLM_SPARK_PARTITIONS", "16")
