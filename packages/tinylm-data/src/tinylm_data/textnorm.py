@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import unicodedata
+import warnings
 from collections.abc import Iterator
 
 import xxhash
@@ -42,7 +43,11 @@ def _jieba():
     # Imported and initialised on first use, quietly, once per process (jieba logs its
     # dictionary loading to stderr at DEBUG level otherwise).
     global _jieba_pid
-    import jieba
+    with warnings.catch_warnings():
+        # jieba 0.42 has invalid escape sequences that warn when its modules are compiled.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", SyntaxWarning)
+        import jieba
 
     if _jieba_pid != os.getpid():
         jieba.setLogLevel(logging.WARNING)

@@ -77,8 +77,6 @@ def email(text: str, placeholder: str = "") -> str:
 
 def ip(text: str, placeholder: str = "") -> str:
     """Remove IPv4 and IPv6 addresses (version-like dotted quads such as 1.2.3.4 go too)."""
-    if "." in text:
-        text = _IPV4.sub(placeholder, text)
     if "::" in text or _HEX_BETWEEN_COLONS.search(text):
 
         def replace(match: re.Match[str]) -> str:
@@ -92,6 +90,9 @@ def ip(text: str, placeholder: str = "") -> str:
             return placeholder
 
         text = _IPV6_CANDIDATE.sub(replace, text)
+    # After IPv6, which may end in a dotted quad (::ffff:192.0.2.1).
+    if "." in text:
+        text = _IPV4.sub(placeholder, text)
     return text
 
 
