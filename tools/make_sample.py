@@ -123,6 +123,11 @@ def tokens_jieba(text: str) -> list[str]:
     return [w for w in jieba.lcut(text.casefold()) if w.strip()]
 
 
+def word_count(text: str) -> int:
+    """Words of English text, non-space characters of Chinese text (a bound on jieba words)."""
+    return len(re.sub(r"\s", "", text)) if CJK.search(text) else len(text.split())
+
+
 def shingles(tokens: list[str], n: int = SHINGLE) -> set[tuple[str, ...]]:
     return {tuple(tokens[i : i + n]) for i in range(max(len(tokens) - n + 1, 0))}
 
@@ -540,8 +545,9 @@ class Builder:
 
     def whitespace_variant(self, text: str) -> str:
         if "\n" not in text:  # one line (clue): indents and doubled spaces only
-            text = "\u3000\u3000" + text if CJK.search(text) else "  " + text
-            return text.replace("。", "。 ", 2).replace(". ", ".  ", 2) + " "
+            if CJK.search(text):  # no spaces inside Chinese text to widen: indent and pad
+                return "\u3000\u3000" + text + "  "
+            return "  " + text.replace(". ", ".  ", 2) + " "
         return text.replace("\n\n", "\n \n\n", 1).replace("\n", "\r\n") + "  \n"
 
     def plant_near(self, origin: str, targets: list[str], origin_rec: Record | None = None) -> None:
@@ -650,7 +656,7 @@ class Builder:
             s = r.choice(["【原创】", "【转载】", "【图】", "「重要」", "『干货』"])
         elif kind == "punctuation_runs":
             s = r.choice(
-                ["！！！！", "。。。。。。", "？？？？"] if zh else ["!!!!", "?????", "......"]
+                ["！！！！", "。。。。。。", "？？？？"] if zh else ["!!!!", "?????", "!!!!!!"]
             )
         elif kind == "unicode":
             s = r.choice(["\u200b", "\u00a0", "\ufeff", "ＡＰＰ", "ＷｉＦｉ"])
@@ -726,10 +732,10 @@ class Builder:
         "谢谢分享",
         "顶一下",
         "同问",
-        "已收藏，慢慢看。",
         "楼主说得对",
         "沙发",
         "学习了",
+        "已收藏，慢慢看。",
         "mark一下",
         "求下文",
         "支持！",
@@ -893,7 +899,8 @@ class Builder:
         self.plant_junk_only(CLUE_NEWS, "<p>&nbsp;</p> 联系电话：13912345678 😂")
         self.plant_junk_only(BAIKE_TRAIN, "有需要的加QQ：88886666，或者发邮件到 sales@example.com")
         self.plant_junk_only(
-            DOLMA_CC0, "<div>Contact: editor@example.org | https://www.example.com/contact</div>"
+            DOLMA_CC0,
+            "<div>Contact the editor at editor@example.org or visit https://www.example.com/contact for details</div>",
         )
 
         self.plant_short_and_empty()
@@ -913,6 +920,7 @@ class Builder:
             if text is None or not text.strip():
                 continue
             assert set(junk_kinds(text)) == expected, (rec.file, rec.tags, junk_kinds(text))
+            assert rec.tags.get("short", False) == (word_count(text) < 10), (rec.file, text)
             sh = shingles(tokens_mixed(text))
             if len(sh) < 20:
                 continue
