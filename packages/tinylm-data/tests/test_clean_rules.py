@@ -34,6 +34,8 @@ def test_every_rule_is_registered_with_a_description():
         ("這是繁體中文", "这是繁体中文"),
         ("頭髮很長。", "头发很长。"),
         ("English 與中文", "English 与中文"),
+        ("這是我の家，繁體字的句子很長很長", "这是我の家，繁体字的句子很长很长"),  # a stray の
+        ("邁克爾・傑克遜", "迈克尔・杰克逊"),
     ],
 )
 def test_t2s_converts_traditional(before, after):
@@ -41,7 +43,14 @@ def test_t2s_converts_traditional(before, after):
 
 
 @pytest.mark.parametrize(
-    "text", ["这是简体中文，没有变化。", "plain English text", "", "《红楼梦》"]
+    "text",
+    [
+        "这是简体中文，没有变化。",
+        "plain English text",
+        "",
+        "《红楼梦》",
+        "ウィキペディア専門家の項目を執筆しています",  # Japanese kanji are not converted
+    ],
 )
 def test_t2s_leaves_simplified_and_other_text(text):
     assert t2s(text) == text
@@ -299,6 +308,7 @@ def test_qq_needs_cue_and_number(text):
         ("x<script>never closed", "x"),
         ("<!DOCTYPE html><html>t</html>", "\nt\n"),
         ("Fish &amp; chips &lt;3 &#x4e2d;&#25991; &nbsp;", "Fish & chips <3 中文 \xa0"),
+        ("注：&lt;BR&gt;首次参与&lt;/small&gt;", "注：\n首次参与"),  # escaped markup residue
     ],
 )
 def test_html_to_text(before, after):

@@ -8,7 +8,14 @@ import re
 import opencc
 
 # Han ideographs and the compatibility block: text without them cannot change.
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+_HAN_CLASS = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]"
+_HAN = re.compile(_HAN_CLASS)
+_HAN_RUN = re.compile(_HAN_CLASS + "+")
+
+_KANA = re.compile("[\u3040-\u30fa\u30fc-\u30ff\u31f0-\u31ff]+")
+JAPANESE_KANA_SHARE = 0.1
+"""Text whose kana reach this share of its Han characters is Japanese, and left alone: t2s
+would rewrite its kanji (専門 -> 专门). A stray の in Chinese text stays far below it."""
 
 _converter: opencc.OpenCC | None = None
 _converter_pid: int | None = None
@@ -25,7 +32,11 @@ def _t2s_converter() -> opencc.OpenCC:
 
 
 def t2s(text: str) -> str:
-    """Convert traditional Chinese characters to simplified (OpenCC config t2s)."""
+    """Convert traditional Chinese characters to simplified (OpenCC config t2s); not Japanese."""
     if not _HAN.search(text):
         return text
+    if _KANA.search(text):
+        han = sum(map(len, _HAN_RUN.findall(text)))
+        if sum(map(len, _KANA.findall(text))) >= JAPANESE_KANA_SHARE * han:
+            return text
     return _t2s_converter().convert(text)

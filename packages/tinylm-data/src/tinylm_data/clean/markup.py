@@ -217,7 +217,11 @@ def html(text: str) -> str:
         text = _DECLARATION.sub("", text)
         text = _TAG.sub(_tag_replacement, text)
     if "&" in text:
-        text = _html.unescape(text)
+        decoded = _html.unescape(text)
+        # Escaped markup ("&lt;br&gt;", common in wiki dumps) decodes into tags: drop them too.
+        if decoded.count("<") > text.count("<"):
+            decoded = _TAG.sub(_tag_replacement, decoded)
+        text = decoded
     return text
 
 

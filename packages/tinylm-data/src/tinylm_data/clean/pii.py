@@ -61,38 +61,66 @@ _QQ = re.compile(
 )
 
 
+_MAX_PASSES = 4
+
+
+def _remove(pattern: re.Pattern[str], replacement, text: str) -> str:
+    """Substitute until nothing more matches (a few passes at most).
+
+    Removing one match can expose another: in "13800000000+1234567" the "+1234567" follows a
+    digit and is no phone, until the mobile number before it is gone. Passes after the first
+    run only when the previous one removed something.
+    """
+    for _ in range(_MAX_PASSES):
+        new, count = pattern.subn(replacement, text)
+        # A replacement function may keep a match as it is (a rejected candidate).
+        if not count or new == text:
+            return new
+        text = new
+    return text
+
+
 def url(text: str, placeholder: str = "") -> str:
     """Remove http(s):// and www. URLs."""
     if "://" not in text and "www." not in text and "WWW." not in text:
         return text
-    return _URL.sub(placeholder, text)
+    return _remove(_URL, placeholder, text)
 
 
 def email(text: str, placeholder: str = "") -> str:
     """Remove e-mail addresses."""
     if "@" not in text:
         return text
-    return _EMAIL.sub(placeholder, text)
+    return _remove(_EMAIL, placeholder, text)
+
+
+def _ipv6_replacement(placeholder: str):
+    def replace(match: re.Match[str]) -> str:
+        candidate = match.group()
+        if candidate.count(":") < 2 or len(candidate.strip(":")) < 3:
+            return candidate
+        try:
+            ipaddress.IPv6Address(candidate)
+        except ValueError:
+            return candidate
+        return placeholder
+
+    return replace
 
 
 def ip(text: str, placeholder: str = "") -> str:
     """Remove IPv4 and IPv6 addresses (version-like dotted quads such as 1.2.3.4 go too)."""
-    if "::" in text or _HEX_BETWEEN_COLONS.search(text):
-
-        def replace(match: re.Match[str]) -> str:
-            candidate = match.group()
-            if candidate.count(":") < 2 or len(candidate.strip(":")) < 3:
-                return candidate
-            try:
-                ipaddress.IPv6Address(candidate)
-            except ValueError:
-                return candidate
-            return placeholder
-
-        text = _IPV6_CANDIDATE.sub(replace, text)
-    # After IPv6, which may end in a dotted quad (::ffff:192.0.2.1).
-    if "." in text:
-        text = _IPV4.sub(placeholder, text)
+    replace_ipv6 = _ipv6_replacement(placeholder)
+    for _ in range(_MAX_PASSES):
+        before = text
+        if "::" in text or _HEX_BETWEEN_COLONS.search(text):
+            text = _IPV6_CANDIDATE.sub(replace_ipv6, text)
+        # After IPv6, which may end in a dotted quad (::ffff:192.0.2.1).
+        if "." in text:
+            text = _IPV4.sub(placeholder, text)
+        # Removing one address can expose another next to it; repeat until nothing changes.
+        if text == before:
+            break
     return text
 
 
@@ -107,9 +135,9 @@ def phone(text: str, placeholder: str = "") -> str:
                 return number
         return placeholder
 
-    return _PHONE.sub(replace, text)
+    return _remove(_PHONE, replace, text)
 
 
 def qq(text: str, placeholder: str = "") -> str:
     """Remove QQ numbers together with their cue ("QQ：12345678", "qq 12345", "扣扣 123456")."""
-    return _QQ.sub(placeholder, text)
+    return _remove(_QQ, placeholder, text)

@@ -22,7 +22,9 @@ MAX_KANA_HANGUL_SHARE = 0.05
 
 _LETTER = re.compile(r"[^\W\d_]+")
 _HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]+")
-_KANA_HANGUL = re.compile("[\u3040-\u30ff\u31f0-\u31ff\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]+")
+_KANA_HANGUL = re.compile(
+    "[\u3040-\u30fa\u30fc-\u30ff\u31f0-\u31ff\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]+"
+)
 _LATIN = re.compile("[A-Za-z\u00c0-\u024f]+")
 
 
