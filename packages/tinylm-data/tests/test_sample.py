@@ -11,7 +11,7 @@ import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -363,3 +363,47 @@ def test_generator_recreates_the_shipped_sample_byte_for_byte(tmp_path, monkeypa
     assert made == set(planted()["files"]) | {"planted.json"}
     for name in sorted(made):
         assert (tmp_path / name).read_bytes() == (sample_dir() / name).read_bytes(), name
+
+
+# --- against the real cleaning rules and filters -------------------------------------------
+
+
+@pytest.mark.slow
+def test_cleaning_and_filters_remove_what_was_planted_and_nothing_else():
+    """Cleaned with the sample.yaml rules and filtered with the default FilterConfig, the
+    sample loses exactly its short, empty and junk-only documents, keeps no junk, and its
+    exact and near duplicates stay duplicates under the pipeline's own keys and words."""
+    from tinylm_data.clean import Cleaner
+    from tinylm_data.config import load_config_file, parse_config
+    from tinylm_data.filters import FilterConfig, apply_filters, detect_language
+    from tinylm_data.textnorm import dedup_key, words
+
+    config = parse_config(load_config_file(sample_config()))
+    sources = {s.kind: s for s in config.sources}
+    filters = FilterConfig(**config.filters)
+    info = planted()
+    cleaned: dict[tuple[str, str, int], tuple[str, str]] = {}
+    dropped = set()
+    for doc in _texts():
+        source = sources[doc.file.split("/")[0]]
+        text, _ = Cleaner(source.clean)(doc.text)
+        language = detect_language(text) if source.language == "auto" else source.language
+        key = _key(doc.file, doc.where)
+        if apply_filters(text, language, filters) is not None:
+            dropped.add(key)
+            continue
+        cleaned[key] = (text, language)
+        assert not [k for k, found in JUNK_DETECTORS.items() if found(text)], (key, text[:200])
+    expected = _locs(info["short"]["documents"] + info["empty"]["documents"])
+    assert dropped == expected | _locs(info["junk"]["junk_only"])
+
+    groups = defaultdict(set)
+    for key, (text, _) in cleaned.items():
+        groups[dedup_key(text)].add(key)
+    found = {frozenset(g) for g in groups.values() if len(g) > 1}
+    assert found == {frozenset(_locs(g["members"])) for g in info["exact_duplicates"]["groups"]}
+
+    for cluster in info["near_duplicates"]["clusters"]:
+        (first, language), *others = [cleaned[_loc_key(m)] for m in cluster["members"]]
+        for text, _ in others:
+            assert _jaccard(first, text, partial(words, language=language)) >= 0.85
