@@ -156,6 +156,11 @@ def test_every_file_parses_in_its_format_and_bad_records_are_the_planted_ones():
         per_file[doc.file] += 1
     assert dict(per_file) == {f: v["records"] for f, v in info["files"].items()}
     bad = {_key(d.file, d.where): d.reason for d in _docs() if d.text is None}
+    by_source = info["totals"]["by_source"]
+    for source, counts in by_source.items():
+        docs = [d for d in _docs() if d.file.startswith(f"{source}/")]
+        assert counts["records"] == len(docs)
+        assert counts["bad_records"] == sum(d.text is None for d in docs)
     assert bad == {_loc_key(b): b["reason"] for b in info["bad_records"]}
     assert {b["reason"] for b in info["bad_records"]} == {
         "malformed_json",
@@ -295,6 +300,9 @@ def test_short_and_empty_documents_are_the_planted_ones():
     assert short == _locs(info["short"]["documents"]) and len(short) >= 20
     # Everything else clears the word minimums by a wide margin, so the filter stage only
     # removes what was planted (and the junk-only documents, once cleaned).
+    for source, counts in info["totals"]["by_source"].items():
+        assert counts["empty"] == sum(k[0].startswith(f"{source}/") for k in empty)
+        assert counts["short"] == sum(k[0].startswith(f"{source}/") for k in short)
     planted_apart = empty | short | _locs(info["junk"]["junk_only"])
     rest = [d.text for d in _texts() if _key(d.file, d.where) not in planted_apart]
     assert min(_words(t) for t in rest) >= 30
@@ -403,6 +411,8 @@ def test_cleaning_and_filters_remove_what_was_planted_and_nothing_else():
     found = {frozenset(g) for g in groups.values() if len(g) > 1}
     assert found == {frozenset(_locs(g["members"])) for g in info["exact_duplicates"]["groups"]}
 
+    redundant = sum(len(g) - 1 for g in found) + info["near_duplicates"]["num_redundant"]
+    assert len(cleaned) - redundant == info["totals"]["documents_left"]["count"]
     for cluster in info["near_duplicates"]["clusters"]:
         (first, language), *others = [cleaned[_loc_key(m)] for m in cluster["members"]]
         for text, _ in others:
