@@ -3,6 +3,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,28 @@ def tiny_corpus(tmp_path_factory) -> Path:
     config = write_corpus(root)
     train_tokenizer(root)
     return config
+
+
+# --- the real command line, and one build of the embedded sample shared by the tests ---
+def run_tinylm_data(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tinylm_data", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_build(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample-out")
+    result = run_tinylm_data("build", "--source", "sample", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out
+
+
+@pytest.fixture
+def tinylm_data():
+    """Runs the real `tinylm-data` command (as `python -m tinylm_data`) and returns the result."""
+    return run_tinylm_data
