@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tinylm_data.build import BuildOptions, run_build
+from tinylm_data.build import BuildOptions
 from tinylm_data.config import load_config_file, parse_config
 from tinylm_data.sample import sample_dir
 
