@@ -232,7 +232,19 @@ class Composer:
 
     def sentences(self, topic: Topic, count: int, binding: dict[str, str]) -> list[str]:
         picked = self.rng.sample(topic.sentences, min(count, len(topic.sentences)))
-        return [self.fill(s, binding) for s in picked]
+        return [
+            self.fill(self.with_opener(s) if i and self.rng.random() < 0.2 else s, binding)
+            for i, s in enumerate(picked)
+        ]
+
+    def with_opener(self, template: str) -> str:
+        """The template led in by a connective ("In fact, ...", "其实，..."), for variety."""
+        if template.startswith("{"):  # a name or place: keep its capital, skip the opener
+            return template
+        opener = self.rng.choice(self.pool.slots["opener"])
+        if self.lang == "en":
+            return f"{opener} {template[0].lower()}{template[1:]}"
+        return opener + template
 
     def paragraphs(self, sentences: list[str], low: int = 2, high: int = 5) -> list[str]:
         out, i = [], 0
