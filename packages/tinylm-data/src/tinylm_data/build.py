@@ -135,7 +135,7 @@ def run_build(
     `stage1` and `assembler_factory` let another engine (Spark) run the same steps its own way.
     """
     progress = progress or Progress()
-    progress.stage("fingerprint inputs", None)
+    progress.stage("load tokenizer, hash inputs", None)
     tasks = plan_tasks(config, base)
     tokenizer = LoadedTokenizer(config.tokenizer, base)
     config_data = config.model_dump(mode="json")

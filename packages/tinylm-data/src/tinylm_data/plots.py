@@ -31,6 +31,7 @@ def plot_funnel(stats: dict, path: Path) -> None:
         x + width * (len(names) - 1) / 2,
         ["input", "readable", "after filters", "after exact dedup", "after near dedup", "kept"],
     )
+    ax.tick_params(axis="x", labelrotation=15)
     ax.set_ylabel("documents")
     ax.set_title("Documents remaining after each stage")
     ax.legend()
