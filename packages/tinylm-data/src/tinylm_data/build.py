@@ -20,7 +20,7 @@ from . import __version__
 from .assemble import LENGTH_BINS, Assembler
 from .atomic import remove_temporaries, write_json, write_text
 from .config import BuildConfig
-from .fingerprint import file_fingerprint, version_id
+from .fingerprint import code_fingerprint, file_fingerprint, version_id
 from .shards import SCHEMA_VERSION
 from .tasks import Task, TaskRunner, load_finished
 from .tokenizer import LoadedTokenizer
@@ -144,7 +144,7 @@ def run_build(
             {"source": t.source, "file": t.display_path, "content": t.fingerprint} for t in tasks
         ],
         config=config_data,
-        code_version=__version__,
+        code_version=code_fingerprint(),
         tokenizer_sha256=tokenizer.info.sha256,
     )
     dataset_dir = options.out_root / config.name
@@ -215,7 +215,11 @@ def run_build(
         "format": "tinylm-packed-blocks",
         "name": config.name,
         "version": version,
-        "created_by": {"package": "tinylm-data", "version": __version__},
+        "created_by": {
+            "package": "tinylm-data",
+            "version": __version__,
+            "code": code_fingerprint(),
+        },
         "tokenizer": tokenizer.info.as_dict(),
         "block_size": config.block_size,
         "pack_mode": config.pack_mode,

@@ -18,6 +18,21 @@ def file_fingerprint(path: Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def code_fingerprint() -> str:
+    """The package version plus a hash of its Python sources.
+
+    A code change that could change the output changes the version id, even between releases.
+    """
+    from . import __version__
+
+    package = Path(__file__).resolve().parent
+    digest = xxhash.xxh3_64()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
 def version_id(
     *,
     inputs: list[dict[str, Any]],

@@ -1,0 +1,68 @@
+"""Raw lines of a text or JSON-lines file (gzip by suffix), with every failure turned into a reason."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+TRUNCATED_GZIP = "truncated_gzip"
+UNREADABLE_FILE = "unreadable_file"
+LINE_TOO_LONG = "line_too_long"
+
+DEFAULT_MAX_LINE_BYTES = 64 << 20
+
+
+class LineError(Exception):
+    """A failure reading lines; `reason` is the reject code, `line` where it happened."""
+
+    def __init__(self, reason: str, line: int | None, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.line = line
+        self.detail = detail
+
+
+def open_binary(path: Path) -> BinaryIO:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def iter_lines(
+    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes | None]]:
+    """Yields `(line_number, raw_line)` (1-based, line ending removed).
+
+    A line longer than `max_line_bytes` is yielded as `(n, None)` after being skipped without
+    holding it in memory. Errors that end the file raise `LineError` (the lines before it were
+    already yielded).
+    """
+    try:
+        handle = open_binary(path)
+    except OSError as exc:
+        raise LineError(
+            UNREADABLE_FILE, None, f"{type(exc).__name__}: {exc.strerror or exc}"
+        ) from None
+    number = 0
+    with handle:
+        try:
+            while True:
+                raw = handle.readline(max_line_bytes + 1)
+                if not raw:
+                    return
+                number += 1
+                if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+                    while raw and not raw.endswith(b"\n"):  # skip the rest of the line
+                        raw = handle.readline(1 << 20)
+                    yield number, None
+                    continue
+                yield number, raw.rstrip(b"\r\n")
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise LineError(
+                TRUNCATED_GZIP, number + 1, f"compressed stream ends early: {exc}"
+            ) from None
+        except OSError as exc:
+            raise LineError(UNREADABLE_FILE, number + 1, f"{type(exc).__name__}: {exc}") from None
