@@ -8,6 +8,7 @@ that the sample builds offline. Encoding always goes through the fast Rust `toke
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -132,3 +133,9 @@ def save_trained_tokenizer(
     )
     directory.mkdir(parents=True, exist_ok=True)
     wrapped.save_pretrained(str(directory))
+    # Name the class every transformers release knows, so older ones load it too.
+    config_path = directory / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config.pop("backend", None)
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
