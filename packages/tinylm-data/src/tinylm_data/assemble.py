@@ -136,7 +136,7 @@ class Assembler:
                 ):
                     ordinals = batch.column("ordinal").to_numpy() + self.task_offset[task_index]
                     sig = batch.column("signature")
-                    matrix = sig.values.to_numpy().reshape(len(batch), -1)
+                    matrix = sig.values.to_numpy().astype(np.uint64).reshape(len(batch), -1)
                     alive = np.array([o not in removed for o in ordinals.tolist()], dtype=bool)
                     if alive.any():
                         group = np.full(int(alive.sum()), groups[task_index], dtype=np.int64)

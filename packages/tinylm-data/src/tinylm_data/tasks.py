@@ -161,7 +161,8 @@ class TaskRunner:
             "tokens": 0,
         }
         near = self.config.dedup.near
-        signature_type = pa.uint64() if near.enabled else None
+        # MinHash values fit in 32 bits; int64 keeps them readable by Spark (no unsigned types).
+        signature_type = pa.int64() if near.enabled else None
         with atomic_path(files["kept"]) as kept_tmp, atomic_path(files["rejects"]) as rej_tmp:
             kept_writer = RowGroupWriter(kept_tmp, kept_schema(signature_type))
             rejects_writer = RowGroupWriter(rej_tmp, REJECT_SCHEMA)
@@ -256,6 +257,6 @@ class TaskRunner:
         }
         if kept_writer.schema.get_field_index("signature") >= 0:
             columns["signature"] = list_array(
-                [np.asarray(k.signature, dtype=np.uint64) for k in kept], pa.uint64()
+                [np.asarray(k.signature, dtype=np.int64) for k in kept], pa.int64()
             )
         kept_writer.write(pa.Table.from_pydict(columns, schema=kept_writer.schema))

@@ -1,0 +1,22 @@
+"""Near-duplicate removal with MinHash LSH, locally and on Spark, with the same answer."""
+
+from .components import UnionFind, components_local, components_spark
+from .lsh import band_hashes, choose_bands
+from .minhash import estimated_jaccard, minhash_signatures, shingle_hash, shingles, signature
+from .near import NearDedupResult, near_dedup_local, near_dedup_spark_signatures
+
+__all__ = [
+    "NearDedupResult",
+    "UnionFind",
+    "band_hashes",
+    "choose_bands",
+    "components_local",
+    "components_spark",
+    "estimated_jaccard",
+    "minhash_signatures",
+    "near_dedup_local",
+    "near_dedup_spark_signatures",
+    "shingle_hash",
+    "shingles",
+    "signature",
+]

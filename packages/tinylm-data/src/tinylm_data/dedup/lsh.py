@@ -1,0 +1,105 @@
+"""Locality-sensitive hashing of signatures into band buckets, with bounded memory.
+
+Band hashes are written to `partitions` Parquet files by hash; each file is then loaded on its
+own, sorted, and every document in a bucket is linked to the bucket's smallest document: a star
+per bucket is enough for connected components, and it is the same rule on Spark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+@lru_cache(maxsize=64)
+def choose_bands(
+    threshold: float = 0.8, num_perm: int = 128, *, verified: bool = True
+) -> tuple[int, int]:
+    """(bands, rows) minimising the weighted false-positive and false-negative areas of the
+    S-curve 1 - (1 - s^r)^b around `threshold` (datasketch's MinHashLSH optimisation; Leskovec
+    et al., Mining of Massive Datasets, ch. 3).
+
+    When candidates are verified by their signatures, false positives cost only a comparison, so
+    the weights favour recall (0.1 / 0.9): at 0.8 and 128 permutations that is 14 bands of 9
+    rows, which finds 99.9% of pairs with Jaccard 0.9 against 93% with equal weights.
+    """
+    from datasketch.lsh import _optimal_param
+
+    weights = (0.1, 0.9) if verified else (0.5, 0.5)
+    return _optimal_param(threshold, num_perm, *weights)
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def band_hashes(signatures: np.ndarray, groups: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(N, bands) uint64 bucket keys; the group and band number are part of the key."""
+    n = len(signatures)
+    out = np.empty((n, bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for band in range(bands):
+            h = groups.astype(np.uint64) * _MIX + np.uint64(band + 1)
+            for col in signatures[:, band * rows : (band + 1) * rows].T:
+                h = (h ^ col) * np.uint64(0x100000001B3) + _MIX  # FNV-style mixing, vectorised
+                h ^= h >> np.uint64(29)
+            out[:, band] = h
+    return out
+
+
+def write_buckets(
+    batches: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    work_dir: Path,
+    *,
+    bands: int,
+    rows: int,
+    partitions: int,
+) -> int:
+    """Writes (key, doc) pairs into `partitions` files by key; returns the number of documents."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    schema = pa.schema([("key", pa.uint64()), ("doc", pa.int64())])
+    writers = [
+        pq.ParquetWriter(str(work_dir / f"bucket-{p:04d}.parquet"), schema)
+        for p in range(partitions)
+    ]
+    count = 0
+    try:
+        for docs, groups, sigs in batches:
+            count += len(docs)
+            keys = band_hashes(sigs, groups, bands, rows).ravel()
+            owners = np.repeat(docs, bands)
+            part = (keys % np.uint64(partitions)).astype(np.int64)
+            order = np.argsort(part, kind="stable")
+            bounds = np.searchsorted(part[order], np.arange(partitions + 1))
+            for p in range(partitions):
+                sel = order[bounds[p] : bounds[p + 1]]
+                if len(sel):
+                    writers[p].write_table(
+                        pa.table({"key": keys[sel], "doc": owners[sel]}, schema=schema)
+                    )
+    finally:
+        for writer in writers:
+            writer.close()
+    return count
+
+
+def star_edges(work_dir: Path, partitions: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per partition: (doc, bucket minimum) for every document that shares a bucket."""
+    for p in range(partitions):
+        table = pq.read_table(work_dir / f"bucket-{p:04d}.parquet")
+        if table.num_rows == 0:
+            continue
+        keys = table.column("key").to_numpy()
+        docs = table.column("doc").to_numpy()
+        order = np.lexsort((docs, keys))
+        keys, docs = keys[order], docs[order]
+        new_bucket = np.ones(len(keys), dtype=bool)
+        new_bucket[1:] = keys[1:] != keys[:-1]
+        first = docs[np.maximum.accumulate(np.where(new_bucket, np.arange(len(keys)), 0))]
+        linked = ~new_bucket & (docs != first)
+        if linked.any():
+            yield docs[linked], first[linked]

@@ -1,0 +1,79 @@
+"""Shingles and MinHash signatures, bit-for-bit those of datasketch (its classic `legacy` scheme).
+
+datasketch's MinHash hashes each shingle to 32 bits and applies `num_perm` permutations
+`(a * h + b) mod (2**61 - 1)`, truncated to 32 bits, in wrapping uint64 arithmetic; we use its
+own permutation parameters and the same arithmetic over a whole document at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import xxhash
+
+MERSENNE_PRIME = np.uint64((1 << 61) - 1)
+MAX_HASH = np.uint64((1 << 32) - 1)
+EMPTY_VALUE = int(MAX_HASH)  # the signature value of a document without shingles
+
+
+def shingle_hash(shingle: bytes) -> int:
+    """32-bit hash of one shingle (also the `hashfunc` to give datasketch for equal results)."""
+    return xxhash.xxh32_intdigest(shingle)
+
+
+def shingles(text: str, language: str, n: int = 5) -> np.ndarray:
+    """Distinct 32-bit hashes of the word n-grams of the normalised text (uint64 array).
+
+    Chinese is cut into jieba words, other text into lower-case words. A text with fewer than
+    `n` words is one shingle of all of them; a text with none has no shingles.
+    """
+    from ..textnorm import words
+
+    tokens = words(text, language)
+    if not tokens:
+        return np.empty(0, dtype=np.uint64)
+    if len(tokens) <= n:
+        grams = ["\x1f".join(tokens)]
+    else:
+        grams = ["\x1f".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    hashes = np.fromiter(
+        (shingle_hash(g.encode()) for g in grams), dtype=np.uint64, count=len(grams)
+    )
+    return np.unique(hashes)
+
+
+@lru_cache(maxsize=8)
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's own (a, b) for this number of permutations and seed."""
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="legacy").permutations
+    return np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)
+
+
+def signature(hashes: np.ndarray, num_perm: int, seed: int, chunk: int = 4096) -> np.ndarray:
+    a, b = permutations(num_perm, seed)
+    out = np.full(num_perm, MAX_HASH, dtype=np.uint64)
+    with np.errstate(over="ignore"):  # uint64 wraps, exactly as in datasketch
+        for start in range(0, len(hashes), chunk):
+            hv = hashes[start : start + chunk, None]
+            phv = np.bitwise_and((a * hv + b) % MERSENNE_PRIME, MAX_HASH)
+            np.minimum(out, phv.min(axis=0), out=out)
+    return out
+
+
+def minhash_signatures(
+    shingle_sets: Sequence[np.ndarray], *, num_perm: int = 128, seed: int = 1
+) -> np.ndarray:
+    """(N, num_perm) uint64 signatures, one row per document."""
+    out = np.empty((len(shingle_sets), num_perm), dtype=np.uint64)
+    for i, hashes in enumerate(shingle_sets):
+        out[i] = signature(hashes, num_perm, seed)
+    return out
+
+
+def estimated_jaccard(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Share of equal signature values, row by row."""
+    return (left == right).mean(axis=-1)
