@@ -52,8 +52,10 @@ def make_corpus(out: Path, target_mb: float) -> dict[str, list[Path]]:
             en += [json.loads(line)["text"] for line in handle if line.strip()]
     en += [line for line in (corpora / "en_article_tail500.txt").read_text().splitlines() if line]
     zh = []
-    for path in [*sorted((corpora / "cluecorpussmall_sample").glob("*.txt")),
-                 *sorted((corpora / "zhwiki_sample").glob("*.txt"))]:
+    for path in [
+        *sorted((corpora / "cluecorpussmall_sample").glob("*.txt")),
+        *sorted((corpora / "zhwiki_sample").glob("*.txt")),
+    ]:
         zh += [line for line in path.read_text().splitlines() if line.strip()]
     rng = random.Random(0)
     base_bytes = sum(len(t.encode()) for t in en + zh)
@@ -116,12 +118,27 @@ def run_build(corpus: Path, out: Path, tokenizer: str, workers: int, *, plain: b
         "name": "bench-plain" if plain else "bench",
         "tokenizer": tokenizer,
         "sources": [
-            {"name": "en", "kind": "jsonl", "paths": ["en/*.jsonl.gz"], "text_field": "text", **rules},
+            {
+                "name": "en",
+                "kind": "jsonl",
+                "paths": ["en/*.jsonl.gz"],
+                "text_field": "text",
+                **rules,
+            },
             {"name": "zh", "kind": "clue", "paths": ["zh/*.txt"], **rules},
         ],
     }
     if plain:
-        config["filters"] = {"disable": "all"}
+        config["filters"] = {
+            "min_zh_words": 0,
+            "min_en_words": 0,
+            "max_chars": None,
+            "min_alnum_ratio": None,
+            "max_duplicate_line_fraction": None,
+            "max_word_chars": None,
+            "min_mean_word_length": None,
+            "max_mean_word_length": None,
+        }
         config["dedup"] = {"exact": False}
     cfg = parse_config(config)
     start = time.perf_counter()
@@ -129,21 +146,63 @@ def run_build(corpus: Path, out: Path, tokenizer: str, workers: int, *, plain: b
     return time.perf_counter() - start
 
 
-def read_and_clean(files: dict[str, list[Path]], workers: int) -> tuple[float, float]:
-    from tinylm_data.readers import read_documents
+def per_stage(
+    files: dict[str, list[Path]], tokenizer_json: str, limit_mb: float = 40
+) -> list[tuple]:
+    """Single-process throughput of each stage on (up to) the first `limit_mb` of text."""
+    from tokenizers import Tokenizer
 
+    from tinylm_data.clean import Cleaner, default_rules
+    from tinylm_data.filters import FilterConfig, apply_filters, detect_language
+    from tinylm_data.readers import read_documents
+    from tinylm_data.textnorm import dedup_key
+
+    docs, size = [], 0
     start = time.perf_counter()
-    n = 0
     for kind, key in (("jsonl", "en"), ("clue", "zh")):
         for path in files[key]:
             for doc in read_documents(kind, path, source=key, text_field="text"):
-                n += 1
+                docs.append((key, doc.text))
+                size += len(doc.text.encode())
+            if size > limit_mb * 1e6 * (1 if key == "zh" else 0.5):
+                break
     read_s = time.perf_counter() - start
-    return read_s, n
+    cleaners = {"en": Cleaner(default_rules("en")), "zh": Cleaner(default_rules("zh"))}
+    start = time.perf_counter()
+    cleaned = [(key, cleaners[key](text)[0]) for key, text in docs]
+    clean_s = time.perf_counter() - start
+    config = FilterConfig()
+    start = time.perf_counter()
+    for _, text in cleaned:
+        apply_filters(text, detect_language(text), config)
+    filter_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for _, text in cleaned:
+        dedup_key(text)
+    key_s = time.perf_counter() - start
+    tok = Tokenizer.from_str(tokenizer_json)
+    start = time.perf_counter()
+    texts = [t for _, t in cleaned]
+    for i in range(0, len(texts), 256):
+        tok.encode_batch_fast(texts[i : i + 256], add_special_tokens=False)
+    tok_s = time.perf_counter() - start
+    mb = size / 1e6
+    return [
+        (f"{name} (1 process)", mb, len(docs), seconds)
+        for name, seconds in (
+            ("read", read_s),
+            ("clean", clean_s),
+            ("filter", filter_s),
+            ("dedup key", key_s),
+            ("tokenize", tok_s),
+        )
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--mb", type=float, default=200)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--tokenizer", default=str(shared_data() / "qwen1.5-tokenizer"))
@@ -161,19 +220,23 @@ def main() -> None:
         print(f"corpus: {len(texts):,} documents, {mb:.1f} MB of text, workers {args.workers}")
         tokenizer = LoadedTokenizer(args.tokenizer)
         bare_s, tokens = bare_tokenize(texts, tokenizer.backend.to_str(), args.workers)
+        n_docs = len(texts)
         del texts
-        read_s, n_read = read_and_clean(files, args.workers)
+        stages = per_stage(files, tokenizer.backend.to_str())
         plain_s = run_build(work / "corpus", work / "out", args.tokenizer, args.workers, plain=True)
-        build_s = run_build(work / "corpus", work / "out", args.tokenizer, args.workers, plain=False)
-        rows = [
-            ("bare tokenize", bare_s),
-            ("read only", read_s),
-            ("read+tokenize+pack+write", plain_s),
-            ("full build (no near dedup)", build_s),
+        build_s = run_build(
+            work / "corpus", work / "out", args.tokenizer, args.workers, plain=False
+        )
+        rows = stages + [
+            (f"bare tokenize ({args.workers} proc)", mb, n_docs, bare_s),
+            (f"read+tokenize+pack+write ({args.workers} proc)", mb, n_docs, plain_s),
+            (f"full build, no near dedup ({args.workers} proc)", mb, n_docs, build_s),
         ]
-        print(f"{'stage':<30}{'seconds':>10}{'MB/s':>10}{'docs/s':>12}")
-        for name, seconds in rows:
-            print(f"{name:<30}{seconds:>10.1f}{mb / seconds:>10.2f}{n_read / seconds:>12,.0f}")
+        print(f"{'stage':<48}{'MB':>8}{'seconds':>10}{'MB/s':>10}{'docs/s':>12}")
+        for name, size, docs, seconds in rows:
+            print(
+                f"{name:<48}{size:>8.1f}{seconds:>10.1f}{size / seconds:>10.2f}{docs / seconds:>12,.0f}"
+            )
         print(f"bare tokenizer: {tokens / bare_s:,.0f} tokens/s")
         print(f"ratio tokenize+pack / bare : {bare_s / plain_s:.2f}  (target >= 0.8)")
         print(f"ratio full build / bare    : {bare_s / build_s:.2f}  (target >= 0.5)")
