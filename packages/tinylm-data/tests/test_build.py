@@ -189,8 +189,13 @@ def test_unreadable_and_truncated_inputs_are_counted_not_fatal(corpus, tmp_path)
     shutil.copytree(corpus.parent, root)
     good = (root / "en" / "part-0.jsonl.gz").read_bytes()
     (root / "en" / "part-2.jsonl.gz").write_bytes(good[: len(good) // 2])  # truncated gzip
-    result = _build(root / "config.yaml", tmp_path / "out")
+    huge = "A very long document. " * (50 * 2**20 // 22)  # a 50 MB single document
+    (root / "en" / "part-3.jsonl").write_text(json.dumps({"id": "huge", "text": huge}) + "\n")
+    data = load_config_file(root / "config.yaml")
+    data["sources"][0]["paths"] = ["en/*.jsonl.gz", "en/*.jsonl"]
+    result = run_build(parse_config(data), root, BuildOptions(out_root=tmp_path / "out", workers=1))
     en = result.stats["sources"]["en"]
     assert en["read_rejected"].get("truncated_gzip") == 1
+    assert en["filtered"].get("too_long") == 1
     a = en["accounting"]
     assert a["in"] == a["kept"] + a["filtered"] + a["duplicates"] + a["rejected"]

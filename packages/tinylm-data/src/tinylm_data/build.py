@@ -225,7 +225,13 @@ def run_build(
         "pack_mode": config.pack_mode,
         "num_blocks": assembled.pack_stats["blocks"],
         "tokens": {k: v for k, v in assembled.pack_stats.items() if k not in {"blocks"}},
-        "counts": {name: stats["sources"][name]["accounting"] for name in stats["sources"]},
+        "counts": {
+            name: {
+                **stats["sources"][name]["accounting"],
+                "funnel": stats["sources"][name]["funnel"],
+            }
+            for name in stats["sources"]
+        },
         "inputs": [
             {"source": t.source, "file": t.display_path, "bytes": t.size, "xxh3_128": t.fingerprint}
             for t in tasks

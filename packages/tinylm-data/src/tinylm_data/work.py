@@ -75,8 +75,13 @@ class _Worker:
         cleaner = self.cleaners[source_index]
         result = BatchResult()
         survivors: list[tuple[str, int | None, str, str]] = []
+        max_chars = self.filter_config.max_chars
         for doc_id, text, line in docs:
             result.chars_in += len(text)
+            if max_chars is not None and len(text) > 2 * max_chars:
+                # Far over the limit: cleaning cannot bring it under, so spare the regexes 50 MB.
+                result.filtered.append((doc_id, line, "too_long"))
+                continue
             cleaned, changed = cleaner(text)
             result.clean_changes.update(changed)
             language = self.language_of(source, cleaned)
