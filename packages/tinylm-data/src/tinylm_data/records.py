@@ -25,6 +25,8 @@ REJECT_SCHEMA = pa.schema(
 
 # The parquet writer settings every file of a build uses; fixed so the bytes are reproducible.
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+# Intermediate files are written once and read once: favour speed over size.
+WORK_PARQUET_OPTIONS = {"compression": "lz4", "write_statistics": False}
 
 
 def rejects_table(rejections: Sequence[Rejection]) -> pa.Table:
@@ -46,13 +48,19 @@ def list_array(arrays: Sequence[np.ndarray], value_type: pa.DataType) -> pa.List
 class RowGroupWriter:
     """Collects tables and writes them as row groups of about `rows_per_group` rows."""
 
-    def __init__(self, path: Path, schema: pa.Schema, rows_per_group: int = 16384) -> None:
+    def __init__(
+        self,
+        path: Path,
+        schema: pa.Schema,
+        rows_per_group: int = 16384,
+        options: dict | None = None,
+    ) -> None:
         self.path = path
         self.schema = schema
         self.rows_per_group = rows_per_group
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
-        self._writer = pq.ParquetWriter(str(path), schema, **PARQUET_OPTIONS)
+        self._writer = pq.ParquetWriter(str(path), schema, **(options or PARQUET_OPTIONS))
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:

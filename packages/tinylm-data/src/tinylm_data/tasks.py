@@ -22,7 +22,13 @@ from .atomic import atomic_path, write_json
 from .config import BuildConfig
 from .document import Document, Rejection
 from .faults import crash_point
-from .records import REJECT_SCHEMA, RowGroupWriter, list_array, rejects_table
+from .records import (
+    REJECT_SCHEMA,
+    WORK_PARQUET_OPTIONS,
+    RowGroupWriter,
+    list_array,
+    rejects_table,
+)
 from .work import BatchResult, WorkerSetup, init_worker, process_batch
 
 logger = logging.getLogger(__name__)
@@ -164,7 +170,9 @@ class TaskRunner:
         # MinHash values fit in 32 bits; int64 keeps them readable by Spark (no unsigned types).
         signature_type = pa.int64() if near.enabled else None
         with atomic_path(files["kept"]) as kept_tmp, atomic_path(files["rejects"]) as rej_tmp:
-            kept_writer = RowGroupWriter(kept_tmp, kept_schema(signature_type))
+            kept_writer = RowGroupWriter(
+                kept_tmp, kept_schema(signature_type), options=WORK_PARQUET_OPTIONS
+            )
             rejects_writer = RowGroupWriter(rej_tmp, REJECT_SCHEMA)
             try:
                 for read_rejects, result in _bounded_ordered_map(

@@ -94,6 +94,7 @@ class _Worker:
             return result
         token_lists = encode_documents(self.tokenizer, [s[2] for s in survivors], self.eos_id)
         signatures = self._signatures(survivors)
+        needs_key = self.config.dedup.exact
         for i, ((doc_id, line, cleaned, language), tokens) in enumerate(
             zip(survivors, token_lists, strict=True)
         ):
@@ -101,7 +102,7 @@ class _Worker:
                 KeptDocument(
                     doc_id=doc_id,
                     line=line,
-                    key=dedup_key(cleaned),
+                    key=dedup_key(cleaned) if needs_key else _NO_KEY,
                     language=language,
                     num_chars=len(cleaned),
                     tokens=tokens,
@@ -119,6 +120,7 @@ class _Worker:
         return minhash_signatures(sets, num_perm=self.near.num_perm, seed=self.near.seed)
 
 
+_NO_KEY = bytes(16)  # exact dedup off: the key is never read
 _WORKER: _Worker | None = None
 
 
