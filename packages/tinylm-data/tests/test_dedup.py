@@ -10,13 +10,14 @@ from tinylm_data.dedup import (
     UnionFind,
     choose_bands,
     components_local,
+    min_equal_values,
     minhash_signatures,
     near_dedup_local,
     shingle_hash,
     shingles,
     signature,
 )
-from tinylm_data.dedup.minhash import estimated_jaccard
+from tinylm_data.dedup.minhash import EMPTY_VALUE, estimated_jaccard
 
 WORDS = [f"w{i}" for i in range(5000)]
 
@@ -139,32 +140,107 @@ def test_estimated_jaccard_tracks_true_jaccard():
     assert abs(est - true) < 0.08
 
 
-@pytest.mark.spark
-@pytest.mark.slow
-def test_spark_components_and_near_dedup_match_local(tmp_path):
-    from tinylm_data.dedup import components_spark, near_dedup_spark_signatures
+def test_verification_threshold_is_an_integer_count_with_slack():
+    assert min_equal_values(0.8, 128) == 103  # ceil(102.4)
+    assert min_equal_values(0.7, 10) == 7  # 0.7 * 10 is 7.000000000000001 in floats
+    assert min_equal_values(0.8, 128, slack=0.05) == 96
+    with pytest.raises(ValueError):
+        min_equal_values(0.8, 128, slack=0.9)
+
+
+def test_vectorised_signatures_equal_one_document_at_a_time():
+    rng = np.random.default_rng(5)
+    sets = [
+        np.unique(rng.integers(0, 2**32, size=int(k), dtype=np.uint64))
+        for k in (0, 1, 3, 9000, 0, 40)
+    ]
+    matrix = minhash_signatures(sets, num_perm=64, seed=7, chunk=100)
+    assert np.array_equal(matrix, np.stack([signature(s, 64, 7) for s in sets]))
+    assert (matrix[0] == EMPTY_VALUE).all() and (matrix[4] == EMPTY_VALUE).all()
+
+
+def _planted(rng: random.Random) -> tuple[list[str], list[str], list[str]]:
+    """A few hundred bilingual documents: near copies, lightly related pairs and splices."""
+    chars = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经"
+    texts, languages, groups = [], [], []
+
+    def add(text, language, group):
+        texts.append(text)
+        languages.append(language)
+        groups.append(group)
+
+    for i in range(70):
+        base = _doc(rng, 120)
+        add(" ".join(base), "en", "web")
+        kind = i % 4
+        if kind == 0:
+            add(" ".join(_edit(base, rng, 0.005)), "en", "web" if i % 8 else "books")
+        elif kind == 1:
+            add(" ".join(_edit(base, rng, 0.15)), "en", "web")
+        elif kind == 2:
+            other = _doc(rng, 120)
+            add(" ".join(other), "en", "books")
+            add(" ".join(base[:60] + other[60:]), "en", "web")
+        zh = "".join(rng.choice(chars) for _ in range(300))
+        add(zh, "zh", "zhwiki")
+        if kind in (0, 3):
+            edited = list(zh)
+            for j in rng.sample(range(300), 3):
+                edited[j] = rng.choice(chars)
+            add("".join(edited), "zh", "zhwiki")
+    return texts, languages, groups
+
+
+@pytest.fixture(scope="module")
+def spark():
     from tinylm_data.spark_engine import spark_session
 
-    spark = spark_session("local[2]")
-    try:
-        edges = spark.createDataFrame(
-            [(5, 4), (4, 3), (3, 2), (2, 1), (20, 21), (30, 7), (31, 7)], "src long, dst long"
+    session = spark_session("local[2]")
+    session.conf.set("spark.sql.shuffle.partitions", "4")
+    yield session
+    session.stop()
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_components_on_chains_and_stars(spark):
+    from tinylm_data.dedup import components_spark
+
+    edges = spark.createDataFrame(
+        [(5, 4), (4, 3), (3, 2), (2, 1), (20, 21), (30, 7), (31, 7), (7, 32)],
+        "src long, dst long",
+    )
+    roots = {r["node"]: r["root"] for r in components_spark(edges).collect()}
+    # Every node but the roots, labelled with the smallest node of its component.
+    assert roots == {5: 1, 4: 1, 3: 1, 2: 1, 21: 20, 30: 7, 31: 7, 32: 7}
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_and_local_remove_the_same_documents(spark, tmp_path):
+    from tinylm_data.dedup import near_dedup_spark, near_dedup_texts_local
+
+    texts, languages, groups = _planted(random.Random(4))
+    docs = [i * 2 + 1 for i in range(len(texts))]
+    frame = spark.createDataFrame(
+        list(zip(docs, groups, texts, languages, strict=True)),
+        "doc long, group string, text string, language string",
+    ).repartition(3)
+    removed = {}
+    for scope in ("global", "source"):
+        batches = [
+            (docs[i : i + 50], groups[i : i + 50], texts[i : i + 50], languages[i : i + 50])
+            for i in range(0, len(texts), 50)
+        ]
+        local = near_dedup_texts_local(batches, scope=scope, work_dir=tmp_path / scope)
+        remote = near_dedup_spark(spark, frame, scope=scope)
+        assert list(remote.removed()) == list(local.removed())
+        assert (remote.candidate_pairs, remote.verified_pairs) == (
+            local.candidate_pairs,
+            local.verified_pairs,
         )
-        roots = {r["node"]: r["root"] for r in components_spark(edges).collect()}
-        assert roots == {5: 1, 4: 1, 3: 1, 2: 1, 21: 20, 30: 7, 31: 7}
-        rng = random.Random(4)
-        texts = []
-        for i in range(30):
-            base = _doc(rng, 200)
-            texts += [" ".join(base), " ".join(_edit(base, rng, 0.01 if i % 2 else 0.2))]
-        local = _run(texts, tmp_path)
-        sigs = minhash_signatures([shingles(t, "en", 5) for t in texts], num_perm=128, seed=1)
-        frame = spark.createDataFrame(
-            [(i * 3, 0, [int(v) for v in sig]) for i, sig in enumerate(sigs)],
-            "doc long, grp long, signature array<long>",
-        )
-        result = near_dedup_spark_signatures(spark, frame, threshold=0.8, num_perm=128)
-        assert {doc // 3: kept // 3 for doc, _, kept in result.removed()} == local
-        assert len(local) == 15
-    finally:
-        spark.stop()
+        removed[scope] = local.num_removed
+    # 53 planted copies; a 1% character edit of random Chinese leaves Jaccard near 0.85.
+    assert removed["global"] >= 45, "the near copies are found"
+    # Scope "source" keeps the near copies filed under another source ("books").
+    assert removed["source"] < removed["global"]

@@ -3,7 +3,16 @@
 from .components import UnionFind, components_local, components_spark
 from .lsh import band_hashes, choose_bands
 from .minhash import estimated_jaccard, minhash_signatures, shingle_hash, shingles, signature
-from .near import NearDedupResult, near_dedup_local, near_dedup_spark_signatures
+from .near import (
+    NearDedupResult,
+    group_id,
+    min_equal_values,
+    near_dedup_local,
+    near_dedup_spark,
+    near_dedup_spark_signatures,
+    near_dedup_texts_local,
+    signature_batches,
+)
 
 __all__ = [
     "NearDedupResult",
@@ -13,10 +22,15 @@ __all__ = [
     "components_local",
     "components_spark",
     "estimated_jaccard",
+    "group_id",
+    "min_equal_values",
     "minhash_signatures",
     "near_dedup_local",
+    "near_dedup_spark",
     "near_dedup_spark_signatures",
+    "near_dedup_texts_local",
     "shingle_hash",
     "shingles",
     "signature",
+    "signature_batches",
 ]

@@ -65,12 +65,34 @@ def signature(hashes: np.ndarray, num_perm: int, seed: int, chunk: int = 4096) -
 
 
 def minhash_signatures(
-    shingle_sets: Sequence[np.ndarray], *, num_perm: int = 128, seed: int = 1
+    shingle_sets: Sequence[np.ndarray], *, num_perm: int = 128, seed: int = 1, chunk: int = 8192
 ) -> np.ndarray:
-    """(N, num_perm) uint64 signatures, one row per document."""
-    out = np.empty((len(shingle_sets), num_perm), dtype=np.uint64)
-    for i, hashes in enumerate(shingle_sets):
-        out[i] = signature(hashes, num_perm, seed)
+    """(N, num_perm) uint64 signatures (values < 2**32), one row per document.
+
+    Vectorised over documents: the shingles of many short documents are permuted in one
+    (chunk, num_perm) block and reduced per document with `np.minimum.reduceat`.
+    """
+    out = np.full((len(shingle_sets), num_perm), MAX_HASH, dtype=np.uint64)
+    if not len(shingle_sets):
+        return out
+    a, b = permutations(num_perm, seed)
+    lengths = np.fromiter((len(s) for s in shingle_sets), dtype=np.int64, count=len(shingle_sets))
+    nonempty = np.flatnonzero(lengths)
+    if not len(nonempty):
+        return out
+    flat = np.concatenate([np.asarray(shingle_sets[i], dtype=np.uint64) for i in nonempty])
+    starts = np.concatenate([[0], np.cumsum(lengths[nonempty])[:-1]])
+    ends = starts + lengths[nonempty]
+    doc = 0  # index into nonempty
+    with np.errstate(over="ignore"):  # uint64 wraps, exactly as in datasketch
+        while doc < len(nonempty):
+            # Whole documents per block, at least one even when it alone exceeds `chunk`.
+            last = max(doc + 1, int(np.searchsorted(ends, starts[doc] + chunk, side="right")))
+            lo, hi = int(starts[doc]), int(ends[last - 1])
+            hv = flat[lo:hi, None]
+            phv = np.bitwise_and((a * hv + b) % MERSENNE_PRIME, MAX_HASH)
+            out[nonempty[doc:last]] = np.minimum.reduceat(phv, starts[doc:last] - lo, axis=0)
+            doc = last
     return out
 
 

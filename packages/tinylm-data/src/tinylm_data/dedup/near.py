@@ -9,8 +9,10 @@ cluster id and kept id.
 
 from __future__ import annotations
 
+import logging
+import math
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,19 @@ import numpy as np
 
 from .components import components_local
 from .lsh import choose_bands, star_edges, write_buckets
-from .minhash import estimated_jaccard
+from .minhash import minhash_signatures, shingles
+
+logger = logging.getLogger(__name__)
+
+
+def min_equal_values(threshold: float, num_perm: int, slack: float = 0.0) -> int:
+    """Equal signature values a verified pair needs: estimated Jaccard >= threshold - slack.
+
+    An integer, so both engines apply exactly the same test (no float rounding at the edge).
+    """
+    if not 0.0 <= slack < threshold:
+        raise ValueError(f"slack must be in [0, threshold), got {slack}")
+    return math.ceil(round((threshold - slack) * num_perm, 9))
 
 
 @dataclass
@@ -69,6 +83,15 @@ class _SignatureStore:
         return self.matrix[np.searchsorted(self.docs, docs)]
 
 
+def _distinct_pairs(
+    sources: list[np.ndarray], targets: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    if not sources:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    pairs = np.unique(np.stack([np.concatenate(sources), np.concatenate(targets)], axis=1), axis=0)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
 def near_dedup_local(
     batches: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
     *,
@@ -76,10 +99,17 @@ def near_dedup_local(
     num_perm: int = 128,
     work_dir: Path,
     verify: bool = True,
+    slack: float = 0.0,
     partitions: int = 16,
 ) -> NearDedupResult:
-    """`batches` yield (doc ids ascending, group per doc, signatures (n, num_perm))."""
+    """`batches` yield (doc ids ascending, int64 group per doc, signatures (n, num_perm)).
+
+    Groups are the scope: documents of different groups are never duplicates (all zero for
+    global scope). Memory: one bucket partition at a time plus memory-mapped signatures;
+    `work_dir` is emptied first and removed at the end.
+    """
     bands, rows = choose_bands(threshold, num_perm, verified=verify)
+    need = min_equal_values(threshold, num_perm, slack)
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
     store = _SignatureStore(work_dir / "signatures.u64", num_perm)
@@ -97,24 +127,42 @@ def near_dedup_local(
         )
         store.finish()
         sources, targets = [], []
-        candidates = 0
         for src, dst in star_edges(work_dir / "buckets", partitions):
-            candidates += len(src)
-            if verify:
-                keep = estimated_jaccard(store.rows(src), store.rows(dst)) >= threshold
-                src, dst = src[keep], dst[keep]
             sources.append(src)
             targets.append(dst)
-        src = np.concatenate(sources) if sources else np.empty(0, np.int64)
-        dst = np.concatenate(targets) if targets else np.empty(0, np.int64)
+        # The same pair is found in several bands (and partitions): count and verify it once.
+        src, dst = _distinct_pairs(sources, targets)
+        candidates = len(src)
+        if verify:
+            keep = np.zeros(len(src), dtype=bool)
+            for lo in range(0, len(src), 65536):
+                hi = lo + 65536
+                equal = store.rows(src[lo:hi]) == store.rows(dst[lo:hi])
+                keep[lo:hi] = equal.sum(axis=1) >= need
+            src, dst = src[keep], dst[keep]
         labels = components_local(src, dst)
-        return NearDedupResult(labels, bands, rows, candidates, len(src))
+        result = NearDedupResult(labels, bands, rows, candidates, len(src))
+        logger.info(
+            "near dedup: %d bands x %d rows, %d candidate pairs, %d verified, %d removed",
+            bands,
+            rows,
+            candidates,
+            len(src),
+            result.num_removed,
+        )
+        return result
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def near_dedup_spark_signatures(
-    spark, signatures, *, threshold: float = 0.8, num_perm: int = 128, verify: bool = True
+    spark,
+    signatures,
+    *,
+    threshold: float = 0.8,
+    num_perm: int = 128,
+    verify: bool = True,
+    slack: float = 0.0,
 ) -> NearDedupResult:
     """The same on Spark. `signatures`: DataFrame (doc long, grp long, signature array<long>)."""
     from pyspark.sql import functions as F
@@ -122,6 +170,7 @@ def near_dedup_spark_signatures(
     from .components import components_spark
 
     bands, rows = choose_bands(threshold, num_perm, verified=verify)
+    need = min_equal_values(threshold, num_perm, slack)
     sigs = signatures.select("doc", "grp", "signature").persist()
     keyed = sigs.select(
         "doc",
@@ -151,7 +200,7 @@ def near_dedup_spark_signatures(
         edges = (
             edges.join(left, "src")
             .join(right, "dst")
-            .where(same >= F.lit(threshold * num_perm))
+            .where(same >= F.lit(need))
             .select("src", "dst")
         )
     edges = edges.persist()
@@ -164,3 +213,109 @@ def near_dedup_spark_signatures(
     sigs.unpersist()
     edges.unpersist()
     return NearDedupResult(labels, bands, rows, candidates, verified)
+
+
+def group_id(group: str | int) -> int:
+    """The int64 scope key of a group name (a source name); integers pass through."""
+    if isinstance(group, int):
+        return group
+    import xxhash
+
+    return xxhash.xxh64_intdigest(group.encode()) - (1 << 63)
+
+
+def signature_batches(
+    batches: Iterable[tuple[Sequence[int], Sequence[str | int], Sequence[str], Sequence[str]]],
+    *,
+    num_perm: int = 128,
+    ngram: int = 5,
+    seed: int = 1,
+    scope: str = "global",
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(doc ids, groups, texts, languages) batches -> the (doc ids, group ids, signatures)
+    batches `near_dedup_local` takes. `scope` "global" puts every document in one group."""
+    if scope not in ("global", "source"):
+        raise ValueError(f"scope must be 'global' or 'source', got {scope!r}")
+    for docs, groups, texts, languages in batches:
+        sets = [shingles(t, lang, ngram) for t, lang in zip(texts, languages, strict=True)]
+        grp = (
+            np.fromiter((group_id(g) for g in groups), dtype=np.int64, count=len(texts))
+            if scope == "source"
+            else np.zeros(len(texts), dtype=np.int64)
+        )
+        sigs = minhash_signatures(sets, num_perm=num_perm, seed=seed)
+        yield np.asarray(docs, dtype=np.int64), grp, sigs
+
+
+def near_dedup_texts_local(
+    batches: Iterable[tuple[Sequence[int], Sequence[str | int], Sequence[str], Sequence[str]]],
+    *,
+    threshold: float = 0.8,
+    num_perm: int = 128,
+    ngram: int = 5,
+    seed: int = 1,
+    scope: str = "global",
+    work_dir: Path,
+    verify: bool = True,
+    slack: float = 0.0,
+) -> NearDedupResult:
+    """Near dedup of (doc ids ascending, groups, texts, languages) batches, in this process."""
+    return near_dedup_local(
+        signature_batches(batches, num_perm=num_perm, ngram=ngram, seed=seed, scope=scope),
+        threshold=threshold,
+        num_perm=num_perm,
+        work_dir=work_dir,
+        verify=verify,
+        slack=slack,
+    )
+
+
+def near_dedup_spark(
+    spark,
+    docs,
+    *,
+    threshold: float = 0.8,
+    num_perm: int = 128,
+    ngram: int = 5,
+    seed: int = 1,
+    scope: str = "global",
+    verify: bool = True,
+    slack: float = 0.0,
+) -> NearDedupResult:
+    """Near dedup of a DataFrame (doc long, group string|long, text string, language string)
+    on Spark: signatures on the executors (the same code as locally), then LSH and
+    large-star/small-star components as Spark jobs. Same result as `near_dedup_texts_local`."""
+    import pyarrow as pa
+
+    if scope not in ("global", "source"):
+        raise ValueError(f"scope must be 'global' or 'source', got {scope!r}")
+
+    def sign(record_batches):
+        for rb in record_batches:
+            ((docs_, grp, sigs),) = signature_batches(
+                [
+                    (
+                        rb.column("doc").to_pylist(),
+                        rb.column("group").to_pylist(),
+                        rb.column("text").to_pylist(),
+                        rb.column("language").to_pylist(),
+                    )
+                ],
+                num_perm=num_perm,
+                ngram=ngram,
+                seed=seed,
+                scope=scope,
+            )
+            flat = pa.array(sigs.astype(np.int64).ravel())
+            offsets = pa.array(np.arange(0, len(flat) + 1, num_perm, dtype=np.int32))
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(docs_), pa.array(grp), pa.ListArray.from_arrays(offsets, flat)],
+                names=["doc", "grp", "signature"],
+            )
+
+    signatures = docs.select("doc", "group", "text", "language").mapInArrow(
+        sign, "doc long, grp long, signature array<long>"
+    )
+    return near_dedup_spark_signatures(
+        spark, signatures, threshold=threshold, num_perm=num_perm, verify=verify, slack=slack
+    )
