@@ -1,0 +1,76 @@
+"""Runs datatrove's MinHash dedup pipeline on a JSONL file; used by bench_neardedup_quality.py.
+
+It runs in a separate environment that has datatrove (never in the workspace):
+
+    python datatrove_minhash_runner.py INPUT.jsonl WORK_DIR LANGUAGE
+
+INPUT.jsonl has one {"id", "text"} per line. Prints one JSON line: {"seconds", "clusters"} with
+clusters mapping every document in a cluster of two or more to its datatrove cluster id.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.dedup.minhash import (
+    MinhashConfig,
+    MinhashDedupBuckets,
+    MinhashDedupCluster,
+    MinhashDedupFilter,
+    MinhashDedupSignature,
+)
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers import JsonlWriter
+
+
+def main(input_path: str, work: str, language: str) -> None:
+    work_dir = Path(work)
+    config = MinhashConfig()  # datatrove's defaults: 5-grams, 14 buckets x 8 hashes
+    reader = JsonlReader(str(Path(input_path).parent), glob_pattern=Path(input_path).name)
+    stages = [
+        [reader, MinhashDedupSignature(str(work_dir / "sigs"), config=config, language=language)],
+        [MinhashDedupBuckets(str(work_dir / "sigs"), str(work_dir / "buckets"), config=config)],
+        [
+            MinhashDedupCluster(
+                str(work_dir / "buckets"),
+                str(work_dir / "remove"),
+                config=config,
+                save_cluster_id=True,
+            )
+        ],
+        [
+            reader,
+            MinhashDedupFilter(
+                str(work_dir / "remove"),
+                load_cluster_ids=True,
+                exclusion_writer=JsonlWriter(str(work_dir / "removed")),
+            ),
+            JsonlWriter(str(work_dir / "kept")),
+        ],
+    ]
+    start = time.perf_counter()
+    for i, pipeline in enumerate(stages):
+        tasks = config.num_buckets if i == 1 else 1
+        LocalPipelineExecutor(
+            pipeline=pipeline, tasks=tasks, workers=1, logging_dir=str(work_dir / f"logs{i}")
+        ).run()
+    seconds = time.perf_counter() - start
+    clusters = {}
+    import gzip
+
+    for path in list((work_dir / "kept").glob("*")) + list((work_dir / "removed").glob("*")):
+        with gzip.open(path, "rt") as handle:
+            for line in handle:
+                row = json.loads(line)
+                cluster = row.get("metadata", {}).get("minhash_cluster_id", -1)
+                if cluster != -1:
+                    clusters[row["id"]] = cluster
+    print(json.dumps({"seconds": seconds, "clusters": clusters}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
