@@ -247,11 +247,15 @@ def main() -> None:
             labels, seconds = run_datatrove(docs, args.datatrove_python, Path(tmp))
             rows.append(("datatrove", labels, seconds))
     print(
-        f"{'engine':<22} {'docs/s':>9} {'recall J>=0.9':>14} {'FP rate J<=0.5':>15} {'FP pairs':>9}"
+        f"{'engine':<22} {'docs/s':>9} {'recall J>=0.9':>14} {'FP rate J<=0.5':>15} "
+        f"{'FP pairs':>9} {'recall zh 1% copies':>20}"
     )
     for name, labels, seconds in rows:
-        recall, fp_rate, fp = score(labels, pairs, positives, negatives)
-        print(f"{name:<22} {len(docs) / seconds:>9.0f} {recall:>14.4f} {fp_rate:>15.5f} {fp:>9}")
+        recall, fp_rate, fp, zh_recall = score(labels, positives, negatives, zh_copies)
+        print(
+            f"{name:<22} {len(docs) / seconds:>9.0f} {recall:>14.4f} {fp_rate:>15.5f} "
+            f"{fp:>9} {zh_recall:>20.4f}"
+        )
 
 
 if __name__ == "__main__":
