@@ -102,18 +102,26 @@ def _read_task(config: BuildConfig) -> Callable[[Task], Any]:
     return read
 
 
+def make_task_runner(
+    config, setup, work_dir, options, reader_factory, *, workers: int
+) -> TaskRunner:
+    return TaskRunner(
+        config,
+        setup,
+        work_dir,
+        workers=workers,
+        batch_size=options.batch_size,
+        strict=options.strict,
+        reader=reader_factory(config),
+    )
+
+
 def _local_stage1(progress: Progress) -> Stage1:
     def run(tasks, setup, work_dir, config, options, reader_factory):
-        runner = TaskRunner(
-            config,
-            setup,
-            work_dir,
-            workers=max(1, min(options.workers, os.cpu_count() or 1)),
-            batch_size=options.batch_size,
-            strict=options.strict,
-            reader=reader_factory(config),
-        )
-        with runner:
+        workers = max(1, min(options.workers, os.cpu_count() or 1))
+        with make_task_runner(
+            config, setup, work_dir, options, reader_factory, workers=workers
+        ) as runner:
             for task in tasks:
                 yield runner.run(task)
                 progress.advance(task.size)

@@ -189,22 +189,15 @@ def _spark_stage1(spark):
     """Runs the given tasks as one Spark job, one task per input file."""
 
     def run(tasks, setup, work_dir, config, options, reader_factory):
-        from .tasks import TaskRunner
-
         if not tasks:
             return []
         payload = [(t,) for t in tasks]
 
         def run_partition(items):
-            runner = TaskRunner(
-                config,
-                setup,
-                work_dir,
-                workers=1,
-                batch_size=options.batch_size,
-                strict=options.strict,
-                reader=reader_factory(config),
-            )
+            from .build import make_task_runner
+
+            # Spark runs one task per core already: no process pool inside an executor.
+            runner = make_task_runner(config, setup, work_dir, options, reader_factory, workers=1)
             with runner:
                 for (task,) in items:
                     yield runner.run(task)

@@ -104,18 +104,29 @@ class _Context:
         return self.document(native_id, text, line, meta)
 
 
+def _decoded_lines(ctx: _Context, max_line_bytes: int) -> Iterator[tuple[int, str] | Rejection]:
+    """(line number, text) per line, or the rejection of a line too long or not UTF-8.
+
+    An error that ends the file (truncated gzip, I/O error) is raised as `LineError`.
+    """
+    for number, raw in iter_lines(ctx.path, max_line_bytes):
+        if raw is None:
+            yield ctx.reject(LINE_TOO_LONG, number, f"longer than {max_line_bytes} bytes")
+            continue
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield ctx.reject(INVALID_UTF8, number, str(exc))
+
+
 def _json_lines(ctx: _Context, max_line_bytes: int) -> Iterator[Document | Rejection]:
     try:
-        for number, raw in iter_lines(ctx.path, max_line_bytes):
-            if raw is None:
-                yield ctx.reject(LINE_TOO_LONG, number, f"longer than {max_line_bytes} bytes")
+        for item in _decoded_lines(ctx, max_line_bytes):
+            if isinstance(item, Rejection):
+                yield item
                 continue
-            if not raw.strip():
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield ctx.reject(INVALID_UTF8, number, str(exc))
+            number, text = item
+            if not text.strip():
                 continue
             try:
                 record = json.loads(text)
@@ -156,15 +167,11 @@ def _text_lines(ctx: _Context, max_line_bytes: int) -> Iterator[Document | Rejec
             pending.clear()
 
     try:
-        for number, raw in iter_lines(ctx.path, max_line_bytes):
-            if raw is None:
-                yield ctx.reject(LINE_TOO_LONG, number, f"longer than {max_line_bytes} bytes")
+        for item in _decoded_lines(ctx, max_line_bytes):
+            if isinstance(item, Rejection):
+                yield item
                 continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield ctx.reject(INVALID_UTF8, number, str(exc))
-                continue
+            number, text = item
             if not paragraphs:
                 if text.strip():
                     yield ctx.document(None, text, number, {})
