@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from tinylm_data.textnorm import count_zh_words, dedup_key, normalise, words
@@ -64,3 +66,24 @@ def test_count_zh_words_prefix_cut_matches_full_segmentation():
     # One long block without separators, then a separator: the prefix must grow past it.
     text = "中华人民共和国" * 500 + "，" + "我们" * 10
     assert count_zh_words(text, at_least=10**6) == len(words(text, "zh"))
+
+
+def test_chinese_words_of_a_long_text_equal_one_jieba_pass():
+    # words() feeds jieba in pieces cut at block boundaries: the result must not change.
+    text = (
+        "我们一起去公园散步，然后在湖边吃了午饭。中华人民共和国成立于1949年10月1日 Python3.11 版本！"
+        * 200
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # jieba 0.42's invalid escapes, when not yet compiled
+        import jieba
+
+    expected = [t.lower() for t in jieba.cut(text) if any(c.isalnum() for c in t)]
+    assert words(text, "zh") == expected
+
+
+def test_a_long_stretch_without_boundaries_is_cut_and_stays_fast():
+    # jieba is quadratic on such stretches; the forced cuts keep this at a few pieces of 4096.
+    text = "中" * 50_000
+    assert count_zh_words(text, at_least=10) == 10
+    assert "".join(words(text, "zh")) == text

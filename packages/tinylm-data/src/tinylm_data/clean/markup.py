@@ -229,16 +229,22 @@ def html(text: str) -> str:
 # 〈〉 carry meaning and are kept.
 _CJK_BRACKETS = re.compile("[【】「」『』]+")
 # An ASCII <...> pair whose inside does not start or end with a space, so comparisons such as
-# "a < b and c > d" and shifts such as "x << 2" survive. Bounded, single-line, no nesting.
-_ANGLE_PAIR = re.compile(r"<(?![\s<>])([^<>\n]{0,200}?)(?<![\s<>])>|<>")
+# "a < b and c > d" and shifts such as "x << 2" survive. Bounded, single-line; doubled
+# brackets ("<<x>>") unwrap in one go.
+# Runs of "<" are entered only at their start and taken whole (possessive), so a long run
+# costs one scan and not one per position.
+_ANGLE_PAIR = re.compile(r"(?<!<)<++(?:(?![\s>])([^<>\n]{0,200}?)(?<![\s<>]))?>++")
+# Interleaved nesting ("<a<b>c>") unwraps from the inside, one level per pass; the cap keeps
+# an adversarial text linear. Nesting deeper than this is left partly wrapped.
+_MAX_ANGLE_PASSES = 16
 
 
 def brackets(text: str) -> str:
     """Unwrap 【】「」『』 and <...>, keeping the inner text."""
     text = _CJK_BRACKETS.sub("", text)
     if "<" in text:
-        # Nested pairs unwrap from the inside out; every pass removes at least one pair.
-        count = 1
-        while count:
+        for _ in range(_MAX_ANGLE_PASSES):
             text, count = _ANGLE_PAIR.subn(r"\1", text)
+            if not count:
+                break
     return text
