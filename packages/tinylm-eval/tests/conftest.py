@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def _shared_data_dir() -> Path:
@@ -20,3 +22,14 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"optional real data not found at {path} (set TINYLM_SHARED_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A random 2-layer Qwen2 with a BPE tokenizer trained on the sample, saved like a tinylm-train export."""
+    from eval_test_helpers import save_tiny_qwen2, train_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-qwen2")
+    tokenizer = train_tokenizer(out)
+    save_tiny_qwen2(out, len(tokenizer))
+    return out

@@ -1,0 +1,191 @@
+"""tinylm-eval: MMLU, C-Eval, CMMLU and held-out perplexity of a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+
+ModelOpt = Annotated[
+    Path, typer.Option("--model", help="exported HF model directory, or a LoRA adapter directory")
+]
+BaseOpt = Annotated[
+    Path | None, typer.Option("--base", help="base model of an adapter (default: from its config)")
+]
+DataOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--data",
+        help="local dir in the official layout, or 'sample' for "
+        "the authored sample shipped with tinylm-eval; absent: download",
+    ),
+]
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console)]
+    )
+
+
+def _run_benchmark(
+    benchmark: str,
+    model: Path,
+    base: Path | None,
+    data: str | None,
+    split: str,
+    subjects: str | None,
+    shots: int,
+    shot_seed: int | None,
+    prompt_format: str,
+    method: str,
+    batch_size: int,
+    max_length: int,
+    out: Path | None,
+    trust_remote_code: bool,
+    device: str,
+) -> None:
+    _setup_logging()
+    from rich.progress import Progress
+
+    from tinylm_eval.data import DataError, resolve_data_dir
+    from tinylm_eval.evaluate import EvalConfig, evaluate
+    from tinylm_eval.models import load_model
+    from tinylm_eval.results import ceval_submission, write_reports
+
+    try:
+        config = EvalConfig(
+            benchmark=benchmark,
+            data_dir=resolve_data_dir(benchmark, data),
+            split=split,
+            subjects=subjects.split(",") if subjects else None,
+            shots=shots,
+            shot_seed=shot_seed,
+            prompt_format=prompt_format,
+            method=method,
+            batch_size=batch_size,
+            max_length=max_length,
+        )
+    except (DataError, ValueError) as error:
+        console.print(f"[red]{error}")
+        raise typer.Exit(2) from error
+    lm, tokenizer, identity = load_model(
+        model, base=base, trust_remote_code=trust_remote_code, device=device
+    )
+    with Progress(console=console) as bar:
+        task = bar.add_task(f"{benchmark} {split}", total=None)
+        try:
+            report, records = evaluate(
+                lm, tokenizer, config, identity, lambda n: bar.advance(task, n)
+            )
+        except DataError as error:
+            console.print(f"[red]{error}")
+            raise typer.Exit(2) from error
+    out = out or Path("eval-results") / f"{benchmark}-{split}-{model.name}"
+    write_reports(report, records, out)
+    if "scores" in report:
+        scores = report["scores"]
+        console.print(
+            f"{benchmark} {split}: micro {scores['micro_accuracy']:.2%}, macro "
+            f"{scores['macro_accuracy']:.2%} over {scores['questions']} questions "
+            f"(random 25%) → {out}"
+        )
+    else:
+        (out / "submission.json").write_text(
+            json.dumps(ceval_submission(records), ensure_ascii=False, indent=1)
+        )
+        console.print(
+            f"{benchmark} {split}: no public answers; submission written to {out / 'submission.json'}"
+        )
+
+
+def _command(benchmark: str, default_split: str):
+    def command(
+        model: ModelOpt,
+        base: BaseOpt = None,
+        data: DataOpt = None,
+        split: Annotated[str, typer.Option(help="dev, val or test")] = default_split,
+        subjects: Annotated[
+            str | None, typer.Option(help="comma-separated subjects (default: all)")
+        ] = None,
+        shots: Annotated[int, typer.Option(help="k-shot exemplars from the dev split")] = 5,
+        shot_seed: Annotated[
+            int | None, typer.Option(help="draw shots with this seed (default: first k)")
+        ] = None,
+        prompt_format: Annotated[
+            str, typer.Option("--format", help="mmlu, ceval or cmmlu (default: own)")
+        ] = "",
+        method: Annotated[
+            str, typer.Option(help="letter (answer-token logits) or option (log-likelihood)")
+        ] = "letter",
+        batch_size: Annotated[int, typer.Option()] = 8,
+        max_length: Annotated[
+            int, typer.Option(help="prompt token limit; shots are dropped to fit")
+        ] = 2048,
+        out: Annotated[Path | None, typer.Option(help="output directory")] = None,
+        trust_remote_code: Annotated[bool, typer.Option()] = False,
+        device: Annotated[str, typer.Option()] = "cpu",
+    ) -> None:
+        _run_benchmark(
+            benchmark,
+            model,
+            base,
+            data,
+            split,
+            subjects,
+            shots,
+            shot_seed,
+            prompt_format,
+            method,
+            batch_size,
+            max_length,
+            out,
+            trust_remote_code,
+            device,
+        )
+
+    command.__doc__ = f"Score a model on {benchmark.upper()} (accuracy per subject and category)."
+    return command
+
+
+app.command("mmlu")(_command("mmlu", "test"))
+app.command("ceval")(_command("ceval", "val"))
+app.command("cmmlu")(_command("cmmlu", "test"))
+
+
+@app.command()
+def ppl(
+    model: ModelOpt,
+    data: Annotated[
+        Path, typer.Option("--data", help="a tinylm-data dataset dir (OUT/<name> or its version)")
+    ],
+    base: BaseOpt = None,
+    batch_size: Annotated[int, typer.Option()] = 4,
+    max_blocks: Annotated[int | None, typer.Option(help="score only the first N blocks")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the result JSON here")] = None,
+    device: Annotated[str, typer.Option()] = "cpu",
+) -> None:
+    """Perplexity over packed shards with document masking."""
+    _setup_logging()
+    from tinylm_eval.models import load_model
+    from tinylm_eval.perplexity import ShardError, perplexity
+
+    lm, _, identity = load_model(model, base=base, device=device)
+    try:
+        result = perplexity(lm, data, batch_size=batch_size, max_blocks=max_blocks)
+    except ShardError as error:
+        console.print(f"[red]{error}")
+        raise typer.Exit(2) from error
+    result["model"] = identity
+    console.print(f"perplexity {result['perplexity']:.3f} over {result['tokens']} predicted tokens")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))

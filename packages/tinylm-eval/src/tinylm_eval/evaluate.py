@@ -1,0 +1,139 @@
+"""Run one benchmark: read, build prompts, score in batches, aggregate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from tinylm_eval import __version__
+from tinylm_eval.data import LETTERS, Question, list_subjects, read_subject
+from tinylm_eval.prompts import FORMATS, build_prompt, choose_shots
+from tinylm_eval.results import aggregate
+from tinylm_eval.scoring import answer_token_ids, predictions, score_letters, score_options
+
+logger = logging.getLogger(__name__)
+
+TASK_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    benchmark: str
+    data_dir: Path
+    split: str
+    subjects: list[str] | None = None
+    shots: int = 5
+    shot_seed: int | None = None  # None: the first k dev rows
+    prompt_format: str = ""  # empty: the benchmark's own format
+    method: str = (
+        "letter"  # "letter" (Baichuan answer-token logits) or "option" (full-option log-likelihood)
+    )
+    batch_size: int = 8
+    max_length: int = 2048
+
+    def __post_init__(self):
+        if self.method not in ("letter", "option"):
+            raise ValueError(f"method must be 'letter' or 'option', not {self.method!r}")
+        if self.prompt_format and self.prompt_format not in FORMATS:
+            raise ValueError(
+                f"prompt format must be one of {sorted(FORMATS)}, not {self.prompt_format!r}"
+            )
+        if self.shots < 0 or self.batch_size < 1 or self.max_length < 1:
+            raise ValueError("shots >= 0, batch_size >= 1 and max_length >= 1 are required")
+
+
+def evaluate(
+    model, tokenizer, config: EvalConfig, model_identity: dict | None = None, progress=None
+):
+    """(report, per-question records). Records keep prompt shots, scores, prediction and answer."""
+    fmt = FORMATS[config.prompt_format or config.benchmark]
+    subjects = config.subjects or list_subjects(config.benchmark, config.data_dir, config.split)
+
+    def count_tokens(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False))
+
+    questions: list[Question] = []
+    built = []
+    for subject in subjects:
+        shots = (
+            choose_shots(
+                read_subject(config.benchmark, config.data_dir, "dev", subject),
+                config.shots,
+                config.shot_seed,
+            )
+            if config.shots
+            else []
+        )
+        for question in read_subject(config.benchmark, config.data_dir, config.split, subject):
+            questions.append(question)
+            built.append(build_prompt(fmt, question, shots, count_tokens, config.max_length))
+    prompt_ids = [
+        tokenizer.encode(b.text, add_special_tokens=False)[-config.max_length :] for b in built
+    ]
+    truncated = sum(b.truncated for b in built)
+    if truncated:
+        logger.warning(
+            "%d prompts exceed %d tokens even with 0 shots: their heads were cut",
+            truncated,
+            config.max_length,
+        )
+    if config.method == "letter":
+        letter_ids = answer_token_ids(tokenizer, [fmt.answer_text(letter) for letter in LETTERS])
+        scores = score_letters(
+            model, tokenizer, prompt_ids, letter_ids, config.batch_size, progress
+        )
+    else:
+        options = [
+            [
+                tokenizer.encode(f" {c}" if fmt.answer_separator else c, add_special_tokens=False)
+                for c in q.choices
+            ]
+            for q in questions
+        ]
+        scores = score_options(model, tokenizer, prompt_ids, options, config.batch_size, progress)
+    records = [
+        {
+            "subject": q.subject,
+            "id": q.id,
+            "index": q.index,
+            "answer": q.answer,
+            "prediction": p,
+            "scores": dict(zip(LETTERS, s, strict=True)),
+            "shots_used": b.shots_used,
+            "truncated": b.truncated,
+            "prompt_tokens": len(ids),
+        }
+        for q, p, s, b, ids in zip(
+            questions, predictions(scores), scores, built, prompt_ids, strict=True
+        )
+    ]
+    report = {
+        "benchmark": config.benchmark,
+        "task_version": TASK_VERSION,
+        "tinylm_eval_version": __version__,
+        "model": model_identity or {},
+        "split": config.split,
+        "prompt_format": fmt.name,
+        "method": config.method,
+        "shots": config.shots,
+        "shot_seed": config.shot_seed,
+        "max_length": config.max_length,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "shots_used_histogram": _histogram(r["shots_used"] for r in records),
+        "truncated_prompts": truncated,
+        "data_dir": str(config.data_dir),
+    }
+    if any(q.answer is None for q in questions):
+        report["note"] = "no public answers for this split: see submission.json"
+    else:
+        report["scores"] = aggregate(config.benchmark, records)
+    return report, records
+
+
+def _histogram(values) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[str(value)] = counts.get(str(value), 0) + 1
+    return dict(sorted(counts.items()))

@@ -1,0 +1,56 @@
+from tinylm_eval.data import Question
+from tinylm_eval.prompts import FORMATS, build_prompt, choose_shots
+
+
+def q(i, answer="B", subject="high_school_geography"):
+    return Question(subject, i, f"question {i}?", ("w", "x", "y", "z"), answer, str(i))
+
+
+def chars(text):
+    return len(text)
+
+
+def test_mmlu_format_snapshot():
+    built = build_prompt(FORMATS["mmlu"], q(9), [q(0, "A")], chars, 10_000)
+    assert built.text == (
+        "The following are multiple choice questions (with answers) about high school geography.\n\n"
+        "question 0?\nA. w\nB. x\nC. y\nD. z\nAnswer: A\n\n"
+        "question 9?\nA. w\nB. x\nC. y\nD. z\nAnswer:"
+    )
+    assert built.shots_used == 1
+
+
+def test_ceval_format_snapshot():
+    built = build_prompt(FORMATS["ceval"], q(9), [q(0, "C")], chars, 10_000)
+    assert built.text == (
+        "以下是中国关于high school geography考试的单项选择题，请选出其中的正确答案。\n\n"
+        "question 0?\nA. w\nB. x\nC. y\nD. z\n答案：C\n\n"
+        "question 9?\nA. w\nB. x\nC. y\nD. z\n答案："
+    )
+
+
+def test_cmmlu_format_snapshot():
+    built = build_prompt(FORMATS["cmmlu"], q(9), [q(0, "D")], chars, 10_000)
+    assert built.text == (
+        "以下是关于high school geography的单项选择题，请直接给出正确答案的选项。\n\n"
+        "题目：question 0?\nA. w\nB. x\nC. y\nD. z\n答案是：D\n\n"
+        "题目：question 9?\nA. w\nB. x\nC. y\nD. z\n答案是："
+    )
+
+
+def test_shots_are_dropped_from_the_end_until_the_prompt_fits():
+    shots = [q(i) for i in range(5)]
+    full = build_prompt(FORMATS["mmlu"], q(9), shots, chars, 10_000)
+    limit = len(build_prompt(FORMATS["mmlu"], q(9), shots[:2], chars, 10_000).text)
+    built = build_prompt(FORMATS["mmlu"], q(9), shots, chars, limit)
+    assert full.shots_used == 5 and built.shots_used == 2 and not built.truncated
+    assert "question 1?" in built.text and "question 2?" not in built.text
+    tiny = build_prompt(FORMATS["mmlu"], q(9), shots, chars, 5)
+    assert tiny.shots_used == 0 and tiny.truncated
+
+
+def test_shots_are_the_first_k_or_seeded_and_reproducible():
+    dev = [q(i) for i in range(5)]
+    assert choose_shots(dev, 3, None) == dev[:3]
+    assert choose_shots(dev, 3, 7) == choose_shots(dev, 3, 7)
+    assert choose_shots(dev, 9, None) == dev
