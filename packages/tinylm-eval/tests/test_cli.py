@@ -1,0 +1,73 @@
+import json
+
+from typer.testing import CliRunner
+
+from tinylm_eval.cli import app
+
+runner = CliRunner()
+
+
+def test_mmlu_on_the_sample_writes_every_report(tiny_model_dir, tmp_path):
+    out = tmp_path / "mmlu"
+    result = runner.invoke(
+        app,
+        [
+            "mmlu",
+            "--model",
+            str(tiny_model_dir),
+            "--data",
+            "sample",
+            "--shots",
+            "2",
+            "--batch-size",
+            "4",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "results.json").read_text())
+    assert (
+        report["shots"] == 2
+        and report["prompt_format"] == "mmlu"
+        and report["scores"]["questions"] == 30
+    )
+    assert set(report["scores"]["categories"]) == {"STEM", "social sciences"}
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 30
+    assert (out / "categories.png").stat().st_size > 0 and "macro average" in (
+        out / "results.md"
+    ).read_text()
+
+
+def test_ceval_test_split_writes_a_submission(tiny_model_dir, tmp_path):
+    out = tmp_path / "ceval"
+    result = runner.invoke(
+        app,
+        [
+            "ceval",
+            "--model",
+            str(tiny_model_dir),
+            "--data",
+            "sample",
+            "--split",
+            "test",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    submission = json.loads((out / "submission.json").read_text())
+    assert set(submission) == {"high_school_geography", "middle_school_mathematics"}
+    assert all(v in "ABCD" for answers in submission.values() for v in answers.values())
+    assert "scores" not in json.loads((out / "results.json").read_text())
+
+
+def test_bad_arguments_are_clear_errors(tiny_model_dir, tmp_path):
+    result = runner.invoke(
+        app, ["cmmlu", "--model", str(tiny_model_dir), "--data", "sample", "--split", "val"]
+    )
+    assert result.exit_code == 2 and "only dev and test" in " ".join(result.output.split())
+    result = runner.invoke(
+        app, ["mmlu", "--model", str(tiny_model_dir), "--data", str(tmp_path / "nope")]
+    )
+    assert result.exit_code == 2 and "not a directory" in " ".join(result.output.split())
