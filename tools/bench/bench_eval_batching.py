@@ -1,7 +1,7 @@
 """Questions/s of batched answer-letter scoring against one question at a time, same model, same predictions.
 
 Usage: OMP_NUM_THREADS=1 uv run python tools/bench/bench_eval_batching.py [--model DIR] [--batch-size 16]
-Without --model a random Qwen2 (hidden 128, 2 layers) and a BPE tokenizer trained on the sample are built.
+Without --model a random Qwen2 (hidden 64, 2 layers) and a BPE tokenizer trained on the sample are built.
 """
 
 from __future__ import annotations

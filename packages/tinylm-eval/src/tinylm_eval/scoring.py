@@ -76,9 +76,17 @@ def score_letters(
     letters = torch.tensor(letter_ids, device=device)
     for batch in _batches([len(p) for p in prompts], batch_size):
         ids, mask = _padded([prompts[i] for i in batch], pad_id, device)
-        logits = model(input_ids=ids, attention_mask=mask).logits  # (batch, width, vocab)
         last = mask.sum(dim=1) - 1
-        picked = logits[torch.arange(len(batch), device=device), last][:, letters].float().cpu()
+        if hasattr(model, "config"):
+            # Project only the distinct last positions through the LM head: (batch, k, vocab), not the
+            # whole (batch, width, vocab), which dominates the cost with a large vocabulary.
+            keep, where = torch.unique(last, return_inverse=True)
+            logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
+            column = where
+        else:
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            column = last
+        picked = logits[torch.arange(len(batch), device=device), column][:, letters].float().cpu()
         for row, i in enumerate(batch):
             scores[i] = picked[row].tolist()
         if progress:
