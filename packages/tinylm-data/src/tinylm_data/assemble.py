@@ -148,6 +148,7 @@ class Assembler:
             num_perm=near.num_perm,
             work_dir=self.work_dir / "near",
             verify=near.verify,
+            slack=near.slack,
         )
         return {
             int(doc): Removal("near_dedup", int(kept), int(cluster))

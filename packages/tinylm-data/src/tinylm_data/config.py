@@ -64,6 +64,12 @@ class NearDedupConfig(_Strict):
     num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations.")
     ngram: int = Field(5, ge=1, le=32, description="Words per shingle.")
     verify: bool = Field(True, description="Check candidate pairs by estimated Jaccard.")
+    slack: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Accept verified pairs down to threshold - slack (estimate noise).",
+    )
     seed: int = 1
 
 

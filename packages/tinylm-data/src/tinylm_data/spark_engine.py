@@ -156,6 +156,7 @@ class SparkAssembler(Assembler):
             threshold=near.threshold,
             num_perm=near.num_perm,
             verify=near.verify,
+            slack=near.slack,
         )
         return {
             int(doc): Removal("near_dedup", int(kept), int(cluster))
