@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+# why: --import-mode=importlib does not put the test directory on sys.path for helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def _shared_data_dir() -> Path:
