@@ -1,0 +1,64 @@
+"""Answer-letter scoring that runs a subject's shared few-shot prefix through the model once.
+
+Every question of a subject shares the same header and exemplars, which with 5 shots are several
+times longer than the question itself. The prefix's key/value cache is computed once, repeated over
+each batch, and every row then runs only its own question tokens (right-padded; each row's answer
+position is its own last real token). Scores equal `scoring.score_letters` on prefix + question ids
+up to float rounding.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+
+import torch
+
+from tinylm_eval.scoring import _batches, _device, _pad_id, _padded, score_letters
+
+logger = logging.getLogger(__name__)
+
+
+@torch.inference_mode()
+def score_letters_with_prefix(
+    model,
+    tokenizer,
+    prefix: list[int],
+    questions: list[list[int]],
+    letter_ids: list[int],
+    batch_size: int,
+    progress: Callable[[int], None] | None = None,
+) -> list[list[float]]:
+    """Per question, the logits of the four answer tokens after `prefix + question` (token ids)."""
+    if any(not q for q in questions):
+        raise ValueError("a question tokenizes to nothing: its answer position is undefined")
+    if not prefix:
+        return score_letters(model, tokenizer, questions, letter_ids, batch_size, progress)
+    pad_id, device = _pad_id(tokenizer), _device(model)
+    prefix_cache = model(
+        input_ids=torch.tensor([prefix], device=device), use_cache=True
+    ).past_key_values
+    letters = torch.tensor(letter_ids, device=device)
+    scores: list[list[float]] = [[] for _ in questions]
+    for batch in _batches([len(q) for q in questions], batch_size):
+        ids, mask = _padded([questions[i] for i in batch], pad_id, device)  # (B, W)
+        rows, width = ids.shape
+        cache = copy.deepcopy(prefix_cache)
+        cache.batch_repeat_interleave(rows)
+        attention = torch.cat([torch.ones_like(mask[:, :1]).expand(rows, len(prefix)), mask], dim=1)
+        positions = torch.arange(len(prefix), len(prefix) + width, device=device).expand(rows, -1)
+        logits = model(
+            input_ids=ids,
+            attention_mask=attention,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+        ).logits  # (B, W, vocab)
+        last = mask.sum(dim=1) - 1
+        picked = logits[torch.arange(rows, device=device), last][:, letters].float().cpu()
+        for row, i in enumerate(batch):
+            scores[i] = picked[row].tolist()
+        if progress:
+            progress(rows)
+    return scores

@@ -1,0 +1,48 @@
+import os
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from tinylm_eval.data import LETTERS, SAMPLE_DIR, read_subject
+from tinylm_eval.prefix_scoring import score_letters_with_prefix
+from tinylm_eval.prompts import FORMATS, choose_shots, subject_title
+from tinylm_eval.scoring import answer_token_ids, score_letters
+
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+
+@pytest.fixture(scope="module")
+def subject_prompts(tiny_model_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    fmt, root, subject = FORMATS["mmlu"], SAMPLE_DIR / "mmlu", "high_school_geography"
+    shots = choose_shots(read_subject("mmlu", root, "dev", subject), 3, None)
+    header = fmt.header.format(subject=subject_title(subject))
+    prefix = tokenizer.encode(
+        header + "".join(map(fmt.render_exemplar, shots)), add_special_tokens=False
+    )
+    questions = [
+        tokenizer.encode(fmt.render_question(q), add_special_tokens=False)
+        for q in read_subject("mmlu", root, "test", subject)
+    ]
+    letters = answer_token_ids(tokenizer, [fmt.answer_text(letter) for letter in LETTERS])
+    return tokenizer, prefix, questions, letters
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_cached_prefix_scores_equal_full_prompt_scores(tiny_model_dir, subject_prompts, batch_size):
+    tokenizer, prefix, questions, letters = subject_prompts
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    full = score_letters(model, tokenizer, [prefix + q for q in questions], letters, batch_size=1)
+    cached = score_letters_with_prefix(model, tokenizer, prefix, questions, letters, batch_size)
+    assert len(cached) == len(questions) == 10
+    assert torch.allclose(torch.tensor(cached), torch.tensor(full), atol=1e-4)
+    # the rows differ, so a misread answer position would not go unnoticed
+    assert len({tuple(round(x, 4) for x in row) for row in cached}) > 1
+
+
+def test_empty_question_is_refused(tiny_model_dir, subject_prompts):
+    tokenizer, prefix, _, letters = subject_prompts
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    with pytest.raises(ValueError, match="tokenizes to nothing"):
+        score_letters_with_prefix(model, tokenizer, prefix, [[5], []], letters, 2)
