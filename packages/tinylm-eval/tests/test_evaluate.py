@@ -61,7 +61,11 @@ def test_oracle_scores_100_and_always_a_scores_the_share_of_a(tokenizer, benchma
         return letter_ids[next(a for tail, a in gold.items() if text.endswith(tail))]
 
     config = EvalConfig(
-        benchmark=benchmark, data_dir=SAMPLE_DIR / benchmark, split=split, batch_size=4
+        benchmark=benchmark,
+        data_dir=SAMPLE_DIR / benchmark,
+        split=split,
+        batch_size=4,
+        share_prefix=False,  # the stand-in reads whole prompts, it keeps no key/value cache
     )
     report, records = evaluate(StandIn(tokenizer, len(tokenizer), oracle), tokenizer, config)
     assert report["scores"]["micro_accuracy"] == 1.0

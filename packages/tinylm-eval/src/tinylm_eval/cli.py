@@ -49,6 +49,7 @@ def _run_benchmark(
     method: str,
     batch_size: int,
     max_length: int,
+    share_prefix: bool,
     out: Path | None,
     trust_remote_code: bool,
     device: str,
@@ -73,6 +74,7 @@ def _run_benchmark(
             method=method,
             batch_size=batch_size,
             max_length=max_length,
+            share_prefix=share_prefix,
         )
     except (DataError, ValueError) as error:
         console.print(f"[red]{error}")
@@ -130,6 +132,9 @@ def _command(benchmark: str, default_split: str):
         max_length: Annotated[
             int, typer.Option(help="prompt token limit; shots are dropped to fit")
         ] = 2048,
+        share_prefix: Annotated[
+            bool, typer.Option(help="letter method: run each subject's few-shot prefix once")
+        ] = True,
         out: Annotated[Path | None, typer.Option(help="output directory")] = None,
         trust_remote_code: Annotated[bool, typer.Option()] = False,
         device: Annotated[str, typer.Option()] = "cpu",
@@ -147,6 +152,7 @@ def _command(benchmark: str, default_split: str):
             method,
             batch_size,
             max_length,
+            share_prefix,
             out,
             trust_remote_code,
             device,

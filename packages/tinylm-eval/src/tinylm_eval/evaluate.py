@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tinylm_eval import __version__
 from tinylm_eval.data import LETTERS, Question, list_subjects, read_subject
-from tinylm_eval.prompts import FORMATS, build_prompt, choose_shots
+from tinylm_eval.prefix_scoring import score_letters_with_prefix
+from tinylm_eval.prompts import FORMATS, build_prompt, choose_shots, subject_title
 from tinylm_eval.results import aggregate
 from tinylm_eval.scoring import answer_token_ids, predictions, score_letters, score_options
 
@@ -32,6 +33,8 @@ class EvalConfig:
     )
     batch_size: int = 8
     max_length: int = 2048
+    # letter method: run each subject's header + exemplars once and reuse its key/value cache
+    share_prefix: bool = True
 
     def __post_init__(self):
         if self.method not in ("letter", "option"):
@@ -56,6 +59,7 @@ def evaluate(
 
     questions: list[Question] = []
     built = []
+    shots_of: dict[str, list[Question]] = {}
     for subject in subjects:
         shots = (
             choose_shots(
@@ -66,6 +70,7 @@ def evaluate(
             if config.shots
             else []
         )
+        shots_of[subject] = shots
         for question in read_subject(config.benchmark, config.data_dir, config.split, subject):
             questions.append(question)
             built.append(build_prompt(fmt, question, shots, count_tokens, config.max_length))
@@ -81,9 +86,23 @@ def evaluate(
         )
     if config.method == "letter":
         letter_ids = answer_token_ids(tokenizer, [fmt.answer_text(letter) for letter in LETTERS])
-        scores = score_letters(
-            model, tokenizer, prompt_ids, letter_ids, config.batch_size, progress
-        )
+        if config.share_prefix:
+            scores = _score_by_prefix(
+                model,
+                tokenizer,
+                fmt,
+                questions,
+                built,
+                shots_of,
+                prompt_ids,
+                letter_ids,
+                config,
+                progress,
+            )
+        else:
+            scores = score_letters(
+                model, tokenizer, prompt_ids, letter_ids, config.batch_size, progress
+            )
     else:
         options = [
             [
@@ -117,6 +136,7 @@ def evaluate(
         "split": config.split,
         "prompt_format": fmt.name,
         "method": config.method,
+        "share_prefix": config.share_prefix,
         "shots": config.shots,
         "shot_seed": config.shot_seed,
         "max_length": config.max_length,
@@ -130,6 +150,59 @@ def evaluate(
     else:
         report["scores"] = aggregate(config.benchmark, records)
     return report, records
+
+
+def _score_by_prefix(
+    model, tokenizer, fmt, questions, built, shots_of, prompt_ids, letter_ids, config, progress
+) -> list[list[float]]:
+    """Letter scores with one prefix pass per (subject, shots used). `prompt_ids` is updated in place
+    to the ids actually scored: prefix ids + question ids, which can differ from the ids of the joined
+    text at the seam; a prompt that would then exceed the limit keeps its full-text ids."""
+
+    def encode(text: str) -> list[int]:
+        return tokenizer.encode(text, add_special_tokens=False)
+
+    groups: dict[tuple[str, int], list[int]] = {}
+    alone: list[int] = []
+    prefixes: dict[tuple[str, int], list[int]] = {}
+    for i, (question, prompt) in enumerate(zip(questions, built, strict=True)):
+        key = (question.subject, prompt.shots_used)
+        if key not in prefixes:
+            header = fmt.header.format(subject=subject_title(question.subject))
+            exemplars = shots_of[question.subject][: prompt.shots_used]
+            prefixes[key] = encode(header + "".join(map(fmt.render_exemplar, exemplars)))
+        ids = prefixes[key] + encode(fmt.render_question(question))
+        if prompt.truncated or len(ids) > config.max_length:
+            alone.append(i)
+        else:
+            prompt_ids[i] = ids
+            groups.setdefault(key, []).append(i)
+    scores: list[list[float]] = [[] for _ in questions]
+    for key, members in groups.items():
+        prefix = prefixes[key]
+        got = score_letters_with_prefix(
+            model,
+            tokenizer,
+            prefix,
+            [prompt_ids[i][len(prefix) :] for i in members],
+            letter_ids,
+            config.batch_size,
+            progress,
+        )
+        for i, row in zip(members, got, strict=True):
+            scores[i] = row
+    if alone:
+        got = score_letters(
+            model,
+            tokenizer,
+            [prompt_ids[i] for i in alone],
+            letter_ids,
+            config.batch_size,
+            progress,
+        )
+        for i, row in zip(alone, got, strict=True):
+            scores[i] = row
+    return scores
 
 
 def _histogram(values) -> dict[str, int]:
