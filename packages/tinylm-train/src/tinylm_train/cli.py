@@ -1,0 +1,56 @@
+"""The tinylm-train command line: thin commands over a config file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="TinyLM pretraining on packed shards.", no_args_is_help=True)
+
+
+@app.command()
+def pretrain(
+    config: Path = typer.Option(..., help="YAML run config."),
+    override: list[str] = typer.Option([], "--set", help="key=value override, repeatable."),
+    resume: bool = typer.Option(False, help="Continue from the newest checkpoint in output_dir."),
+) -> None:
+    """Train a model on shards per the YAML config."""
+    from rich.logging import RichHandler
+
+    from tinylm_train.config import load_config
+    from tinylm_train.pretrain import run_pretrain
+
+    logging.basicConfig(level=logging.INFO, handlers=[RichHandler()], format="%(message)s")
+    final = run_pretrain(load_config(config, override), resume=resume)
+    typer.echo(f"exported {final}")
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint-N directory."),
+    data: Path = typer.Option(..., help="The shard dataset (for its tokenizer)."),
+    out: Path = typer.Option(..., help="Target directory."),
+) -> None:
+    """Export a checkpoint in HF format with the tokenizer files."""
+    from tinylm_train.pretrain import export_checkpoint
+
+    typer.echo(f"exported {export_checkpoint(checkpoint, data, out)}")
+
+
+@app.command()
+def estimate(
+    tokens: float = typer.Option(30e9),
+    params: float = typer.Option(0.5e9),
+    peak_tflops: float = typer.Option(71.0),
+    mfu: float = typer.Option(0.45),
+    gpus: int = typer.Option(6),
+    days: float | None = typer.Option(None, help="Reverse: tokens reachable in this many days."),
+) -> None:
+    """Planning formula: 8 · tokens · params / (peak · MFU) / GPUs."""
+    rate = peak_tflops * 1e12 * mfu * gpus
+    if days is not None:
+        typer.echo(f"{days * 86400 * rate / (8 * params):.4g} tokens in {days} days")
+    else:
+        typer.echo(f"{8 * tokens * params / rate / 86400:.2f} days")
