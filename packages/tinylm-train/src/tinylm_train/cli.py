@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -12,9 +13,13 @@ app = typer.Typer(help="TinyLM pretraining on packed shards.", no_args_is_help=T
 
 @app.command()
 def pretrain(
-    config: Path = typer.Option(..., help="YAML run config."),
-    override: list[str] = typer.Option([], "--set", help="key=value override, repeatable."),
-    resume: bool = typer.Option(False, help="Continue from the newest checkpoint in output_dir."),
+    config: Annotated[Path, typer.Option(help="YAML run config.")],
+    override: Annotated[
+        list[str] | None, typer.Option("--set", help="key=value override, repeatable.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the newest checkpoint in output_dir.")
+    ] = False,
 ) -> None:
     """Train a model on shards per the YAML config."""
     from rich.logging import RichHandler
@@ -29,9 +34,9 @@ def pretrain(
 
 @app.command()
 def export(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint-N directory."),
-    data: Path = typer.Option(..., help="The shard dataset (for its tokenizer)."),
-    out: Path = typer.Option(..., help="Target directory."),
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint-N directory.")],
+    data: Annotated[Path, typer.Option(help="The shard dataset (for its tokenizer).")],
+    out: Annotated[Path, typer.Option(help="Target directory.")],
 ) -> None:
     """Export a checkpoint in HF format with the tokenizer files."""
     from tinylm_train.pretrain import export_checkpoint

@@ -57,6 +57,13 @@ def _coerce(value: str):
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML file and apply `key=value` overrides (values parsed as YAML scalars)."""
     raw: dict = {}
+    if path is not None and not Path(path).is_file():
+        from importlib.resources import files
+
+        shipped = files("tinylm_train") / "configs" / f"{path}.yaml"
+        if not shipped.is_file():
+            raise ValueError(f"run config {path} is neither a file nor a shipped config name")
+        path = str(shipped)
     if path is not None:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         if not isinstance(raw, dict):
