@@ -68,6 +68,8 @@ def run_pretrain(config: RunConfig, *, resume: bool = False) -> Path:
     )
     out = Path(config.output_dir)
     args = TrainingArguments(
+        # why: each rank reads its own shard of blocks; never broadcast rank 0 batches.
+        accelerator_config={"dispatch_batches": False},
         output_dir=str(out),
         max_steps=config.max_steps,
         per_device_train_batch_size=config.per_device_batch_size,
@@ -108,7 +110,7 @@ def run_pretrain(config: RunConfig, *, resume: bool = False) -> Path:
             self.last = time.perf_counter()
 
         def on_log(self, args_, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero or not logs or "loss" not in logs:
+            if args_.process_index != 0 or not logs or "loss" not in logs:
                 return
             now = time.perf_counter()
             seconds = (now - self.last) / max(config.logging_steps, 1)
