@@ -400,6 +400,3 @@ def tokenizer_train(
         f"trained on {counter['docs']:,} documents: vocab {trained.get_vocab_size():,} → {out}"
     )
 
-
-def main() -> None:  # pragma: no cover
-    app()

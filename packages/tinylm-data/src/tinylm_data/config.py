@@ -8,8 +8,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .pack import PACK_MODES
-
 READER_KINDS = ("dolma", "baike_qa", "zhihu_kol", "clue", "jsonl", "parquet", "txt")
 
 
@@ -104,7 +102,6 @@ class BuildConfig(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
-        assert self.pack_mode in PACK_MODES
         return self
 
     @field_validator("name")
