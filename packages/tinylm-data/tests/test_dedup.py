@@ -107,6 +107,59 @@ def test_chinese_near_copies_with_one_percent_character_edits(tmp_path):
     assert len(removed) >= 9 and all(kept == doc - 1 for doc, kept in removed.items())
 
 
+def _sample_chinese_lines(min_chars: int = 300) -> list[str]:
+    from importlib.resources import files
+
+    from tinylm_data.filters import detect_language
+
+    folder = files("tinylm_data") / "sample" / "clue"
+    lines = []
+    for name in sorted(p.name for p in folder.iterdir()):
+        # the sample plants invalid UTF-8 on purpose: such lines are skipped here
+        lines += (folder / name).read_bytes().decode("utf-8", "replace").splitlines()
+    lines = [line for line in lines if "\ufffd" not in line]
+    return [line for line in lines if len(line) >= min_chars and detect_language(line) == "zh"]
+
+
+def _edit_chars(text: str, rng: random.Random, share: float, alphabet: str) -> str:
+    chars = list(text)
+    for i in rng.sample(range(len(chars)), max(1, round(share * len(chars)))):
+        chars[i] = rng.choice(alphabet)
+    return "".join(chars)
+
+
+def test_natural_chinese_one_percent_copies_keep_high_jaccard_at_two_jieba_words(tmp_path):
+    rng = random.Random(7)
+    bases = _sample_chinese_lines()[:40]
+    assert len(bases) >= 20
+    alphabet = "".join(sorted({c for t in bases for c in t if "\u4e00" <= c <= "\u9fff"}))
+    copies = [_edit_chars(t, rng, 0.01, alphabet) for t in bases]
+
+    def jaccard(a: str, b: str, n_zh: int) -> float:
+        sa, sb = (
+            set(shingles(a, "zh", n_zh=n_zh).tolist()),
+            set(shingles(b, "zh", n_zh=n_zh).tolist()),
+        )
+        return len(sa & sb) / len(sa | sb)
+
+    default = [jaccard(a, b, 2) for a, b in zip(bases, copies, strict=True)]
+    five = [jaccard(a, b, 5) for a, b in zip(bases, copies, strict=True)]
+    # One changed character alters a jieba word and every shingle that holds it.
+    assert min(default) > 0.84 and np.median(default) > 0.88
+    assert np.median(five) < np.median(default) - 0.05
+    texts = [t for pair in zip(bases, copies, strict=True) for t in pair]
+    removed = _run(texts, tmp_path, language="zh")
+    # every copy goes (the sample itself holds a few near copies, so a base may go as well)
+    assert all(removed.get(i) == removed.get(i - 1, i - 1) for i in range(1, len(texts), 2))
+
+
+def test_english_shingles_ignore_the_chinese_ngram_size():
+    text = "one two three four five six seven eight nine ten"
+    assert np.array_equal(shingles(text, "en", 5, n_zh=1), shingles(text, "en", 5, n_zh=9))
+    assert len(shingles(text, "en", 5)) == 6
+    assert len(shingles(text, "auto", 5, n_zh=2)) == 6
+
+
 def test_scope_by_group_and_deterministic_survivor(tmp_path):
     rng = random.Random(2)
     base = " ".join(_doc(rng))

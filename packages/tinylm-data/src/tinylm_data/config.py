@@ -60,7 +60,11 @@ class NearDedupConfig(_Strict):
         0.8, gt=0, lt=1, description="Jaccard similarity that makes a duplicate."
     )
     num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations.")
-    ngram: int = Field(5, ge=1, le=32, description="Words per shingle.")
+    ngram: int = Field(5, ge=1, le=32, description="Words per shingle (English and others).")
+    # One changed character alters a jieba word and every shingle holding it: at 5 words a
+    # copy with 1% of its characters changed keeps Jaccard ~0.81, at 2 words ~0.91, while
+    # documents with 8% changed stay below 0.6.
+    ngram_zh: int = Field(2, ge=1, le=32, description="jieba words per shingle for Chinese.")
     verify: bool = Field(True, description="Check candidate pairs by estimated Jaccard.")
     slack: float = Field(
         0.0,

@@ -70,17 +70,22 @@ def _zh_tokens(text: str) -> Iterator[str]:
                 yield token
 
 
+def resolve_language(text: str, language: str) -> str:
+    """`language`, or the detected language of `text` when it is "auto"."""
+    if language == "auto":
+        from .filters.language import detect_language
+
+        return detect_language(text)
+    return language
+
+
 def words(text: str, language: str) -> list[str]:
     """Lower-case word tokens: jieba words for "zh", letter/digit runs otherwise.
 
     "auto" detects the language first. Punctuation and whitespace are never tokens; English
     contractions stay one word ("don't").
     """
-    if language == "auto":
-        from .filters.language import detect_language
-
-        language = detect_language(text)
-    if language == "zh":
+    if resolve_language(text, language) == "zh":
         return [token.lower() for token in _zh_tokens(text)]
     return _EN_WORD.findall(text.lower())
 

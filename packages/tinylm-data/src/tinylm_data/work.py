@@ -116,7 +116,10 @@ class _Worker:
             return None
         from .dedup import minhash_signatures, shingles
 
-        sets = [shingles(text, language, n=self.near.ngram) for _, _, text, language in survivors]
+        sets = [
+            shingles(text, language, n=self.near.ngram, n_zh=self.near.ngram_zh)
+            for _, _, text, language in survivors
+        ]
         return minhash_signatures(sets, num_perm=self.near.num_perm, seed=self.near.seed)
 
 

@@ -23,21 +23,24 @@ def shingle_hash(shingle: bytes) -> int:
     return xxhash.xxh32_intdigest(shingle)
 
 
-def shingles(text: str, language: str, n: int = 5) -> np.ndarray:
+def shingles(text: str, language: str, n: int = 5, n_zh: int = 2) -> np.ndarray:
     """Distinct 32-bit hashes of the word n-grams of the normalised text (uint64 array).
 
-    Chinese is cut into jieba words, other text into lower-case words. A text with fewer than
-    `n` words is one shingle of all of them; a text with none has no shingles.
+    Chinese is cut into jieba words and shingled `n_zh` words at a time, other text into
+    lower-case words, `n` at a time. A text with fewer words than that is one shingle of all
+    of them; a text with none has no shingles.
     """
-    from ..textnorm import words
+    from ..textnorm import resolve_language, words
 
+    language = resolve_language(text, language)
+    size = n_zh if language == "zh" else n
     tokens = words(text, language)
     if not tokens:
         return np.empty(0, dtype=np.uint64)
-    if len(tokens) <= n:
+    if len(tokens) <= size:
         grams = ["\x1f".join(tokens)]
     else:
-        grams = ["\x1f".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+        grams = ["\x1f".join(tokens[i : i + size]) for i in range(len(tokens) - size + 1)]
     hashes = np.fromiter(
         (shingle_hash(g.encode()) for g in grams), dtype=np.uint64, count=len(grams)
     )

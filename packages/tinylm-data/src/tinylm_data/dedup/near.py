@@ -229,6 +229,7 @@ def signature_batches(
     *,
     num_perm: int = 128,
     ngram: int = 5,
+    ngram_zh: int = 2,
     seed: int = 1,
     scope: str = "global",
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -237,7 +238,9 @@ def signature_batches(
     if scope not in ("global", "source"):
         raise ValueError(f"scope must be 'global' or 'source', got {scope!r}")
     for docs, groups, texts, languages in batches:
-        sets = [shingles(t, lang, ngram) for t, lang in zip(texts, languages, strict=True)]
+        sets = [
+            shingles(t, lang, ngram, ngram_zh) for t, lang in zip(texts, languages, strict=True)
+        ]
         grp = (
             np.fromiter((group_id(g) for g in groups), dtype=np.int64, count=len(texts))
             if scope == "source"
@@ -253,6 +256,7 @@ def near_dedup_texts_local(
     threshold: float = 0.8,
     num_perm: int = 128,
     ngram: int = 5,
+    ngram_zh: int = 2,
     seed: int = 1,
     scope: str = "global",
     work_dir: Path,
@@ -261,7 +265,9 @@ def near_dedup_texts_local(
 ) -> NearDedupResult:
     """Near dedup of (doc ids ascending, groups, texts, languages) batches, in this process."""
     return near_dedup_local(
-        signature_batches(batches, num_perm=num_perm, ngram=ngram, seed=seed, scope=scope),
+        signature_batches(
+            batches, num_perm=num_perm, ngram=ngram, ngram_zh=ngram_zh, seed=seed, scope=scope
+        ),
         threshold=threshold,
         num_perm=num_perm,
         work_dir=work_dir,
@@ -277,6 +283,7 @@ def near_dedup_spark(
     threshold: float = 0.8,
     num_perm: int = 128,
     ngram: int = 5,
+    ngram_zh: int = 2,
     seed: int = 1,
     scope: str = "global",
     verify: bool = True,
@@ -303,6 +310,7 @@ def near_dedup_spark(
                 ],
                 num_perm=num_perm,
                 ngram=ngram,
+                ngram_zh=ngram_zh,
                 seed=seed,
                 scope=scope,
             )
