@@ -11,6 +11,21 @@ import typer
 app = typer.Typer(help="TinyLM pretraining on packed shards.", no_args_is_help=True)
 
 
+@app.callback()
+def main(
+    local_rank: Annotated[
+        int | None,
+        typer.Option(
+            "--local_rank",
+            "--local-rank",
+            hidden=True,
+            help="Passed by the deepspeed launcher; the rank is read from LOCAL_RANK instead.",
+        ),
+    ] = None,
+) -> None:
+    """TinyLM pretraining on packed shards."""
+
+
 @app.command()
 def pretrain(
     config: Annotated[Path, typer.Option(help="YAML run config.")],

@@ -37,6 +37,10 @@ class RunConfig(BaseModel):
     deepspeed: str | None = Field(
         None, description="A DeepSpeed JSON config path, or 'zero1'/'zero2'."
     )
+    record_blocks: bool = Field(
+        False,
+        description="Append each rank's block indices per step to blocks-rank<r>.jsonl (audits).",
+    )
     peak_flops: float = Field(
         989e12, gt=0, description="Per-device peak FLOP/s for MFU (H100 bf16 dense)."
     )

@@ -11,8 +11,16 @@ from pathlib import Path
 import torch
 
 from tinylm_train.attention import model_inputs, select_attention
+from tinylm_train.checkpoint import (
+    checkpoint_step,
+    latest_complete_checkpoint,
+    load_data_state,
+    save_data_state,
+    truncate_jsonl,
+)
 from tinylm_train.collate import collate_blocks
 from tinylm_train.config import RunConfig
+from tinylm_train.distributed import configure_cpu_deepspeed_state, launched_world_size
 from tinylm_train.models import build_config, count_parameters
 from tinylm_train.shards import ShardReader, load_manifest
 
@@ -20,15 +28,20 @@ log = logging.getLogger(__name__)
 
 
 class BlockDataset(torch.utils.data.IterableDataset):
-    """An endless stream of blocks for this rank. The Trainer replays it on resume to the saved step."""
+    """This rank's endless stream of blocks; its position is saved in every checkpoint."""
 
-    def __init__(self, data: str, *, seed: int, rank: int, world_size: int) -> None:
-        self.data, self.seed, self.rank, self.world_size = data, seed, rank, world_size
+    def __init__(
+        self, data: str, *, seed: int, rank: int, world_size: int, state: dict | None = None
+    ) -> None:
+        self.reader = ShardReader(data, seed=seed, rank=rank, world_size=world_size)
+        if state is not None:
+            self.reader.load_state_dict(state)
 
     def __iter__(self):
-        return iter(
-            ShardReader(self.data, seed=self.seed, rank=self.rank, world_size=self.world_size)
-        )
+        return iter(self.reader)
+
+    def state_dict(self) -> dict:
+        return self.reader.state_dict()
 
 
 def flops_per_token(n_params: int, layers: int, hidden: int, seq: int) -> float:
@@ -46,6 +59,7 @@ def _deepspeed_path(value: str | None) -> str | None:
 
 def run_pretrain(config: RunConfig, *, resume: bool = False) -> Path:
     """Train per `config`; returns the exported model directory."""
+    from torch.utils.data import DataLoader
     from transformers import Qwen2ForCausalLM, Trainer, TrainerCallback, TrainingArguments
 
     manifest = load_manifest(config.data)
@@ -67,9 +81,11 @@ def run_pretrain(config: RunConfig, *, resume: bool = False) -> Path:
         else config.bf16
     )
     out = Path(config.output_dir)
+    # why: see tinylm_train.distributed; without it every CPU rank believes it is rank 0.
+    configured = config.deepspeed is not None and configure_cpu_deepspeed_state()
+    cpu_ddp = device == "cpu" and config.deepspeed is None
     args = TrainingArguments(
-        # why: each rank reads its own shard of blocks; never broadcast rank 0 batches.
-        accelerator_config={"dispatch_batches": False},
+        accelerator_config={"use_configured_state": configured},
         output_dir=str(out),
         max_steps=config.max_steps,
         per_device_train_batch_size=config.per_device_batch_size,
@@ -86,31 +102,58 @@ def run_pretrain(config: RunConfig, *, resume: bool = False) -> Path:
         save_total_limit=config.save_total_limit,
         logging_steps=config.logging_steps,
         bf16=bf16,
-        gradient_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing=config.gradient_checkpointing,
         deepspeed=_deepspeed_path(config.deepspeed),
+        use_cpu=cpu_ddp,
+        ddp_backend="gloo" if cpu_ddp and launched_world_size() > 1 else None,
         seed=config.seed,
         data_seed=config.seed,
+        # why: the data position is restored from the checkpoint, not by replaying batches.
+        ignore_data_skip=True,
         remove_unused_columns=False,
         dataloader_num_workers=0,
         report_to=["tensorboard"],
         disable_tqdm=False,
     )
     rank, world = args.process_index, args.world_size
-    dataset = BlockDataset(config.data, seed=config.seed, rank=rank, world_size=world)
+    if world != launched_world_size():
+        raise RuntimeError(
+            f"the launcher started {launched_world_size()} processes but the Trainer sees {world}"
+        )
+
+    resume_from: Path | None = None
+    data_state: dict | None = None
+    if resume:
+        resume_from = latest_complete_checkpoint(out, world)
+        if resume_from is None:
+            raise FileNotFoundError(f"--resume: no complete checkpoint-N in {out}")
+        data_state = load_data_state(resume_from, rank)
+        log.info("resuming from %s at data position %s", resume_from, data_state)
+    dataset = BlockDataset(
+        config.data, seed=config.seed, rank=rank, world_size=world, state=data_state
+    )
+    start_step = 0 if resume_from is None else checkpoint_step(resume_from)
+    metrics_path = out / "metrics.jsonl"
+    blocks_path = out / f"blocks-rank{rank}.jsonl"
+    out.mkdir(parents=True, exist_ok=True)
+    if resume_from is not None:
+        if rank == 0:
+            truncate_jsonl(metrics_path, start_step)
+        truncate_jsonl(blocks_path, start_step)
+
     tokens_per_step = (
         config.per_device_batch_size * config.gradient_accumulation_steps * manifest.block_size
     )
     fpt = flops_per_token(
         n_params, model_config.num_hidden_layers, model_config.hidden_size, manifest.block_size
     )
-    metrics_path = out / "metrics.jsonl"
 
     class MetricsCallback(TrainerCallback):
-        def __init__(self) -> None:
+        def on_train_begin(self, args_, state, control, **kwargs):
             self.last = time.perf_counter()
 
         def on_log(self, args_, state, control, logs=None, **kwargs):
-            if args_.process_index != 0 or not logs or "loss" not in logs:
+            if rank != 0 or not logs or "loss" not in logs:
                 return
             now = time.perf_counter()
             seconds = (now - self.last) / max(config.logging_steps, 1)
@@ -127,28 +170,53 @@ def run_pretrain(config: RunConfig, *, resume: bool = False) -> Path:
             with metrics_path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
 
+    class DataStateCallback(TrainerCallback):
+        def on_save(self, args_, state, control, **kwargs):
+            checkpoint = out / f"checkpoint-{state.global_step}"
+            checkpoint.mkdir(parents=True, exist_ok=True)
+            save_data_state(checkpoint, rank, dataset.state_dict())
+
+    micro_batches = [start_step * config.gradient_accumulation_steps]
+
     def collator(blocks):
+        if config.record_blocks:
+            step = micro_batches[0] // config.gradient_accumulation_steps + 1
+            with blocks_path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"step": step, "blocks": [b.index for b in blocks]}) + "\n")
+        micro_batches[0] += 1
         return model_inputs(collate_blocks(blocks), attention)
 
-    out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(
+    class BlockTrainer(Trainer):
+        def get_train_dataloader(self) -> DataLoader:
+            # why: each rank's reader already yields only its shard; accelerate's prepare would
+            # shard the stream again (and read ahead of the checkpointed position).
+            return DataLoader(
+                self.train_dataset,
+                batch_size=config.per_device_batch_size,
+                collate_fn=self.data_collator,
+                num_workers=0,
+            )
+
+    trainer = BlockTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         data_collator=collator,
-        callbacks=[MetricsCallback()],
+        callbacks=[MetricsCallback(), DataStateCallback()],
     )
     log.info(
-        "model %s: %d parameters, attention %s, %d blocks",
+        "model %s: %d parameters, attention %s, %d blocks, rank %d of %d",
         config.model,
         n_params,
         attention,
         manifest.num_blocks,
+        rank,
+        world,
     )
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     final = out / "final"
+    trainer.save_model(str(final))  # writes on rank 0 only
     if trainer.is_world_process_zero():
-        trainer.save_model(str(final))
         copy_tokenizer(manifest.tokenizer_dir, final)
         plot_losses(metrics_path, out / "loss.png")
     return final

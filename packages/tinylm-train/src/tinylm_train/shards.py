@@ -179,6 +179,8 @@ class Block:
 
     input_ids: np.ndarray
     doc_offsets: np.ndarray
+    index: int = -1
+    """The block's global index in the dataset (-1 when not read from shards)."""
 
 
 class ShardReader:
@@ -225,7 +227,7 @@ class ShardReader:
     def block(self, global_index: int) -> Block:
         shard = int(np.searchsorted(self._starts, global_index, side="right")) - 1
         ids, offsets = self._shards[shard].row(global_index - int(self._starts[shard]))
-        return Block(input_ids=ids, doc_offsets=offsets)
+        return Block(input_ids=ids, doc_offsets=offsets, index=global_index)
 
     def next_block(self) -> Block:
         if self._order is None:
