@@ -46,3 +46,16 @@ def test_empty_question_is_refused(tiny_model_dir, subject_prompts):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     with pytest.raises(ValueError, match="tokenizes to nothing"):
         score_letters_with_prefix(model, tokenizer, prefix, [[5], []], letters, 2)
+
+
+def test_answer_rows_of_the_output_projection_equal_the_full_logits(
+    tiny_model_dir, subject_prompts
+):
+    """Letter scores come from the four answer rows of lm_head; they equal the full logits' columns."""
+    tokenizer, prefix, questions, letters = subject_prompts
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    prompts = [prefix + q for q in questions[:3]]
+    got = score_letters(model, tokenizer, prompts, letters, batch_size=3)
+    with torch.inference_mode():
+        want = [model(input_ids=torch.tensor([p])).logits[0, -1, letters].tolist() for p in prompts]
+    assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-5)

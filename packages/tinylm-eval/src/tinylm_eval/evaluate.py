@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinylm_eval import __version__
+from tinylm_eval._prompt_ids import PromptIds, subject_prompt_ids
 from tinylm_eval.data import LETTERS, Question, list_subjects, read_subject
 from tinylm_eval.prefix_scoring import score_letters_with_prefix
-from tinylm_eval.prompts import FORMATS, build_prompt, choose_shots, subject_title
+from tinylm_eval.prompts import FORMATS, choose_shots
 from tinylm_eval.results import aggregate
 from tinylm_eval.scoring import answer_token_ids, predictions, score_letters, score_options
 
@@ -54,12 +55,11 @@ def evaluate(
     fmt = FORMATS[config.prompt_format or config.benchmark]
     subjects = config.subjects or list_subjects(config.benchmark, config.data_dir, config.split)
 
-    def count_tokens(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False))
+    def encode(text: str) -> list[int]:
+        return tokenizer.encode(text, add_special_tokens=False)
 
     questions: list[Question] = []
-    built = []
-    shots_of: dict[str, list[Question]] = {}
+    prompts: list[PromptIds] = []
     for subject in subjects:
         shots = (
             choose_shots(
@@ -70,14 +70,11 @@ def evaluate(
             if config.shots
             else []
         )
-        shots_of[subject] = shots
-        for question in read_subject(config.benchmark, config.data_dir, config.split, subject):
-            questions.append(question)
-            built.append(build_prompt(fmt, question, shots, count_tokens, config.max_length))
-    prompt_ids = [
-        tokenizer.encode(b.text, add_special_tokens=False)[-config.max_length :] for b in built
-    ]
-    truncated = sum(b.truncated for b in built)
+        asked = read_subject(config.benchmark, config.data_dir, config.split, subject)
+        questions += asked
+        prompts += subject_prompt_ids(encode, fmt, subject, shots, asked, config.max_length)
+    prompt_ids = [p.ids for p in prompts]
+    truncated = sum(p.truncated for p in prompts)
     if truncated:
         logger.warning(
             "%d prompts exceed %d tokens even with 0 shots: their heads were cut",
@@ -88,16 +85,7 @@ def evaluate(
         letter_ids = answer_token_ids(tokenizer, [fmt.answer_text(letter) for letter in LETTERS])
         if config.share_prefix:
             scores = _score_by_prefix(
-                model,
-                tokenizer,
-                fmt,
-                questions,
-                built,
-                shots_of,
-                prompt_ids,
-                letter_ids,
-                config,
-                progress,
+                model, tokenizer, questions, prompts, letter_ids, config.batch_size, progress
             )
         else:
             scores = score_letters(
@@ -120,13 +108,11 @@ def evaluate(
             "answer": q.answer,
             "prediction": p,
             "scores": dict(zip(LETTERS, s, strict=True)),
-            "shots_used": b.shots_used,
-            "truncated": b.truncated,
-            "prompt_tokens": len(ids),
+            "shots_used": prompt.shots_used,
+            "truncated": prompt.truncated,
+            "prompt_tokens": len(prompt.ids),
         }
-        for q, p, s, b, ids in zip(
-            questions, predictions(scores), scores, built, prompt_ids, strict=True
-        )
+        for q, p, s, prompt in zip(questions, predictions(scores), scores, prompts, strict=True)
     ]
     report = {
         "benchmark": config.benchmark,
@@ -153,56 +139,50 @@ def evaluate(
 
 
 def _score_by_prefix(
-    model, tokenizer, fmt, questions, built, shots_of, prompt_ids, letter_ids, config, progress
+    model, tokenizer, questions, prompts, letter_ids, batch_size, progress
 ) -> list[list[float]]:
-    """Letter scores with one prefix pass per (subject, shots used). `prompt_ids` is updated in place
-    to the ids actually scored: prefix ids + question ids, which can differ from the ids of the joined
-    text at the seam; a prompt that would then exceed the limit keeps its full-text ids."""
-
-    def encode(text: str) -> list[int]:
-        return tokenizer.encode(text, add_special_tokens=False)
-
+    """Letter scores with one prefix pass per (subject, shots used): the ids every prompt of the group
+    starts with (each keeps at least its last token) run once, the rest of each prompt in batches.
+    The scored ids are each prompt's own ids, so scores equal full-prompt scores up to float rounding."""
     groups: dict[tuple[str, int], list[int]] = {}
     alone: list[int] = []
-    prefixes: dict[tuple[str, int], list[int]] = {}
-    for i, (question, prompt) in enumerate(zip(questions, built, strict=True)):
-        key = (question.subject, prompt.shots_used)
-        if key not in prefixes:
-            header = fmt.header.format(subject=subject_title(question.subject))
-            exemplars = shots_of[question.subject][: prompt.shots_used]
-            prefixes[key] = encode(header + "".join(map(fmt.render_exemplar, exemplars)))
-        ids = prefixes[key] + encode(fmt.render_question(question))
-        if prompt.truncated or len(ids) > config.max_length:
+    for i, (question, prompt) in enumerate(zip(questions, prompts, strict=True)):
+        if prompt.truncated:
             alone.append(i)
         else:
-            prompt_ids[i] = ids
-            groups.setdefault(key, []).append(i)
+            groups.setdefault((question.subject, prompt.shots_used), []).append(i)
     scores: list[list[float]] = [[] for _ in questions]
-    for key, members in groups.items():
-        prefix = prefixes[key]
+    for members in groups.values():
+        rows = [prompts[i].ids for i in members]
+        shared = _common_prefix(rows)
         got = score_letters_with_prefix(
             model,
             tokenizer,
-            prefix,
-            [prompt_ids[i][len(prefix) :] for i in members],
+            shared,
+            [row[len(shared) :] for row in rows],
             letter_ids,
-            config.batch_size,
+            batch_size,
             progress,
         )
         for i, row in zip(members, got, strict=True):
             scores[i] = row
     if alone:
         got = score_letters(
-            model,
-            tokenizer,
-            [prompt_ids[i] for i in alone],
-            letter_ids,
-            config.batch_size,
-            progress,
+            model, tokenizer, [prompts[i].ids for i in alone], letter_ids, batch_size, progress
         )
         for i, row in zip(alone, got, strict=True):
             scores[i] = row
     return scores
+
+
+def _common_prefix(rows: list[list[int]]) -> list[int]:
+    """The longest run of ids every row starts with, leaving each row at least one id of its own."""
+    first = rows[0]
+    n = min(len(row) for row in rows) - 1
+    for row in rows[1:]:
+        if row[:n] != first[:n]:
+            n = next(j for j in range(n) if row[j] != first[j])
+    return first[:n]
 
 
 def _histogram(values) -> dict[str, int]:

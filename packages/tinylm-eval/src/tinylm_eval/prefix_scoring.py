@@ -15,7 +15,15 @@ from collections.abc import Callable
 
 import torch
 
-from tinylm_eval.scoring import _batches, _device, _pad_id, _padded, score_letters
+from tinylm_eval.scoring import (
+    _batches,
+    _device,
+    _pad_id,
+    _padded,
+    letter_logits,
+    prefix_cache,
+    score_letters,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,29 +44,16 @@ def score_letters_with_prefix(
     if not prefix:
         return score_letters(model, tokenizer, questions, letter_ids, batch_size, progress)
     pad_id, device = _pad_id(tokenizer), _device(model)
-    prefix_cache = model(
-        input_ids=torch.tensor([prefix], device=device), use_cache=True
-    ).past_key_values
-    letters = torch.tensor(letter_ids, device=device)
+    shared = prefix_cache(model, prefix, letter_ids)
     scores: list[list[float]] = [[] for _ in questions]
     for batch in _batches([len(q) for q in questions], batch_size):
         ids, mask = _padded([questions[i] for i in batch], pad_id, device)  # (B, W)
-        rows, width = ids.shape
-        cache = copy.deepcopy(prefix_cache)
-        cache.batch_repeat_interleave(rows)
-        attention = torch.cat([torch.ones_like(mask[:, :1]).expand(rows, len(prefix)), mask], dim=1)
-        positions = torch.arange(len(prefix), len(prefix) + width, device=device).expand(rows, -1)
-        logits = model(
-            input_ids=ids,
-            attention_mask=attention,
-            position_ids=positions,
-            cache=cache,
-            use_cache=True,
-        ).logits  # (B, W, vocab)
-        last = mask.sum(dim=1) - 1
-        picked = logits[torch.arange(rows, device=device), last][:, letters].float().cpu()
+        cache = copy.deepcopy(shared)
+        cache.batch_repeat_interleave(len(batch))
+        picked = letter_logits(model, ids, mask, letter_ids, cache=cache, start=len(prefix))
+        picked = picked.float().cpu()
         for row, i in enumerate(batch):
             scores[i] = picked[row].tolist()
         if progress:
-            progress(rows)
+            progress(len(batch))
     return scores

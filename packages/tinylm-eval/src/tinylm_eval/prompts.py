@@ -87,14 +87,19 @@ class BuiltPrompt:
     truncated: bool  # even with 0 shots the prompt was too long; its head was cut
 
 
+def prefix_text(fmt: PromptFormat, subject: str, shots: list[Question]) -> str:
+    """The part every question of a subject shares: the header and the exemplars."""
+    header = fmt.header.format(subject=subject_title(subject))
+    return header + "".join(fmt.render_exemplar(s) for s in shots)
+
+
 def build_prompt(
     fmt: PromptFormat, question: Question, shots: list[Question], count_tokens, max_length: int
 ) -> BuiltPrompt:
     """Header + shots + question, dropping shots from the end until `count_tokens(text) <= max_length`."""
-    header = fmt.header.format(subject=subject_title(question.subject))
     tail = fmt.render_question(question)
     for used in range(len(shots), -1, -1):
-        text = header + "".join(fmt.render_exemplar(s) for s in shots[:used]) + tail
+        text = prefix_text(fmt, question.subject, shots[:used]) + tail
         if count_tokens(text) <= max_length:
             return BuiltPrompt(text, used, False)
-    return BuiltPrompt(header + tail, 0, True)
+    return BuiltPrompt(prefix_text(fmt, question.subject, []) + tail, 0, True)

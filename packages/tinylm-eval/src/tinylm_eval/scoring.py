@@ -6,6 +6,7 @@ Rows are right-padded and sorted by length; each row's answer position is its ow
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 
@@ -61,6 +62,74 @@ def _device(model) -> torch.device:
         return torch.device("cpu")
 
 
+# Model types whose logits are exactly `lm_head(last hidden state)` (no soft-capping or logit scale):
+# for these only the four answer rows of the output projection are computed.
+_PLAIN_HEAD = {"llama", "mistral", "qwen2", "qwen3"}
+
+
+def _letter_projection(model, letter_ids: list[int]):
+    """(decoder, weight (4, H), bias) when the logits are a plain linear map of the decoder's output."""
+    if getattr(getattr(model, "config", None), "model_type", None) not in _PLAIN_HEAD:
+        return None
+    adapters = getattr(model, "peft_config", None) or {}
+    if any(getattr(c, "is_prompt_learning", False) for c in adapters.values()):
+        return None  # why: virtual tokens are added by the adapter's own forward
+    decoder, head = model.get_decoder(), model.get_output_embeddings()
+    if decoder is None or type(head) is not torch.nn.Linear:
+        return None
+    bias = None if head.bias is None else head.bias[letter_ids]
+    return decoder, head.weight[letter_ids], bias
+
+
+def _cache_kwarg(module) -> str:
+    """The keyword a model's forward takes its key/value cache by (`cache` from transformers 5)."""
+    forward = inspect.signature(module.forward).parameters
+    return "cache" if "cache" in forward else "past_key_values"
+
+
+def prefix_cache(model, prefix: list[int], letter_ids: list[int]):
+    """The key/value cache of `prefix` (token ids), run once."""
+    projection = _letter_projection(model, letter_ids)
+    target = projection[0] if projection else model
+    ids = torch.tensor([prefix], device=_device(model))
+    out = target(input_ids=ids, use_cache=True)
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+def letter_logits(
+    model,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    letter_ids: list[int],
+    *,
+    cache=None,
+    start: int = 0,
+) -> torch.Tensor:
+    """(B, 4) logits of the answer tokens at each right-padded row's last real position.
+
+    With `cache` (the key/value cache of `start` shared tokens, repeated over the B rows) the rows
+    continue it: positions start at `start` and every row attends to all of it.
+    """
+    rows, width = ids.shape  # (B, W)
+    last = mask.sum(dim=1) - 1  # (B,)
+    projection = _letter_projection(model, letter_ids)
+    target = projection[0] if projection else model
+    kwargs = {}
+    attention = mask
+    if cache is not None:
+        attention = torch.cat([mask.new_ones(rows, start), mask], dim=1)  # (B, start + W)
+        positions = torch.arange(start, start + width, device=ids.device).expand(rows, -1)
+        kwargs = {_cache_kwarg(target): cache, "use_cache": True, "position_ids": positions}
+    out = target(input_ids=ids, attention_mask=attention, **kwargs)
+    every = torch.arange(rows, device=ids.device)
+    if projection:
+        _, weight, bias = projection
+        hidden = out.last_hidden_state[every, last]  # (B, H)
+        return torch.nn.functional.linear(hidden, weight, bias)
+    return out.logits[every, last][:, torch.tensor(letter_ids, device=ids.device)]
+
+
 @torch.inference_mode()
 def score_letters(
     model,
@@ -73,20 +142,9 @@ def score_letters(
     """Per prompt (token ids), the logits of the four answer tokens at the prompt's last position."""
     pad_id, device = _pad_id(tokenizer), _device(model)
     scores: list[list[float]] = [[] for _ in prompts]
-    letters = torch.tensor(letter_ids, device=device)
     for batch in _batches([len(p) for p in prompts], batch_size):
-        ids, mask = _padded([prompts[i] for i in batch], pad_id, device)
-        last = mask.sum(dim=1) - 1
-        if hasattr(model, "config"):
-            # Project only the distinct last positions through the LM head: (batch, k, vocab), not the
-            # whole (batch, width, vocab), which dominates the cost with a large vocabulary.
-            keep, where = torch.unique(last, return_inverse=True)
-            logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
-            column = where
-        else:
-            logits = model(input_ids=ids, attention_mask=mask).logits
-            column = last
-        picked = logits[torch.arange(len(batch), device=device), column][:, letters].float().cpu()
+        ids, mask = _padded([prompts[i] for i in batch], pad_id, device)  # (B, W)
+        picked = letter_logits(model, ids, mask, letter_ids).float().cpu()
         for row, i in enumerate(batch):
             scores[i] = picked[row].tolist()
         if progress:
