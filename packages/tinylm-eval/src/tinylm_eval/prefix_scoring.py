@@ -48,8 +48,7 @@ def score_letters_with_prefix(
     scores: list[list[float]] = [[] for _ in questions]
     for batch in _batches([len(q) for q in questions], batch_size):
         ids, mask = _padded([questions[i] for i in batch], pad_id, device)  # (B, W)
-        cache = copy.deepcopy(shared)
-        cache.batch_repeat_interleave(len(batch))
+        cache = _repeated(shared, len(batch))
         picked = letter_logits(model, ids, mask, letter_ids, cache=cache, start=len(prefix))
         picked = picked.float().cpu()
         for row, i in enumerate(batch):
@@ -57,3 +56,17 @@ def score_letters_with_prefix(
         if progress:
             progress(len(batch))
     return scores
+
+
+def _repeated(shared, rows: int):
+    """A copy of the prefix cache over `rows` rows; each row reads the same prefix tensors."""
+    cache = copy.deepcopy(shared)
+    layers = getattr(cache, "layers", None)
+    if layers and all(hasattr(layer, "keys") and hasattr(layer, "values") for layer in layers):
+        for layer in layers:
+            # why: a view, not rows copies; the forward concatenates new keys into fresh tensors
+            layer.keys = layer.keys.expand(rows, -1, -1, -1)  # (B, kv heads, P, head dim)
+            layer.values = layer.values.expand(rows, -1, -1, -1)
+    else:
+        cache.batch_repeat_interleave(rows)
+    return cache
