@@ -4,11 +4,13 @@ Three runs of `evaluate()` over the authored sample (or `--data` in the official
   one-at-a-time   batch 1, every full prompt through the model (the seed's way)
   batched         batch N, full prompts right-padded
   batched+prefix  batch N, each subject's header + exemplars run once (key/value cache reused)
-Predictions of every run must equal the one-at-a-time predictions.
+All three read the same prompt ids; predictions of every run must equal the one-at-a-time predictions.
 
 Usage: OMP_NUM_THREADS=1 uv run python tools/bench/bench_eval_batching.py [--model DIR] [--batch-size 16]
-       [--data DIR --subjects a,b --shots 5]
-Without --model a random Qwen2 (hidden 64, 2 layers) and a BPE tokenizer trained on the sample are built.
+       [--data ROOT --subjects mmlu:a+b,ceval:c --shots 5] [--shape cpu-small|tiny] [--tokenizer DIR]
+Without --model a random Qwen2 is built: `cpu-small` is tinylm-train's CPU shape (hidden 128, 4 layers,
+4 heads), `tiny` the test model (hidden 64, 2 layers). Its tokenizer is --tokenizer, else the Qwen1.5
+tokenizer found at ROOT/qwen1.5-tokenizer, else a 600-token BPE trained on the sample.
 """
 
 from __future__ import annotations
@@ -21,19 +23,47 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
 from tinylm_eval.data import SAMPLE_DIR
 from tinylm_eval.evaluate import EvalConfig, evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packages" / "tinylm-eval" / "tests"))
 
+SHAPES = {
+    "cpu-small": dict(
+        hidden_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        intermediate_size=352,
+    ),
+    "tiny": dict(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+    ),
+}
 
-def build_model(out: Path) -> Path:
-    from eval_test_helpers import save_tiny_qwen2, train_tokenizer
 
-    tokenizer = train_tokenizer(out)
-    return save_tiny_qwen2(out, len(tokenizer))
+def build_model(shape: str, tokenizer_dir: Path | None, out: Path):
+    """A random Qwen2 of `shape` with the tokenizer of `tokenizer_dir` (or one trained on the sample)."""
+    if tokenizer_dir is None:
+        from eval_test_helpers import train_tokenizer
+
+        tokenizer = train_tokenizer(out)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+        **SHAPES[shape],
+    )
+    return Qwen2ForCausalLM(config).eval(), tokenizer
 
 
 def run(model, tokenizer, config: EvalConfig) -> tuple[list[str], float]:
@@ -45,6 +75,8 @@ def run(model, tokenizer, config: EvalConfig) -> tuple[list[str], float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="cpu-small")
+    parser.add_argument("--tokenizer", type=Path)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument(
         "--data", type=Path, help="root holding mmlu/, ceval/, cmmlu/ (default: the sample)"
@@ -57,15 +89,24 @@ def main() -> None:
     torch.set_num_threads(1)
     chosen = dict(item.split(":") for item in args.subjects.split(",")) if args.subjects else {}
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = args.model or build_model(Path(tmp))
-        model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        if args.model:
+            model = AutoModelForCausalLM.from_pretrained(args.model).eval()
+            tokenizer = AutoTokenizer.from_pretrained(args.model)
+            print(f"model {args.model}")
+        else:
+            tokenizer_dir = args.tokenizer
+            if tokenizer_dir is None and args.data and (args.data / "qwen1.5-tokenizer").is_dir():
+                tokenizer_dir = args.data / "qwen1.5-tokenizer"
+            model, tokenizer = build_model(args.shape, tokenizer_dir, Path(tmp))
+            print(
+                f"random Qwen2 {args.shape}, tokenizer {tokenizer_dir.name if tokenizer_dir else 'sample BPE'}"
+                f" ({len(tokenizer)} tokens), batch {args.batch_size}, {args.shots} shots"
+            )
         totals = {"one": 0.0, "batched": 0.0, "prefix": 0.0}
         questions = 0
         for benchmark, split in (("mmlu", "test"), ("ceval", "val"), ("cmmlu", "test")):
             root = (args.data or SAMPLE_DIR) / benchmark
             subjects = chosen[benchmark].split("+") if benchmark in chosen else None
-
             base = EvalConfig(
                 benchmark=benchmark, data_dir=root, split=split, subjects=subjects, shots=args.shots
             )
@@ -86,7 +127,8 @@ def main() -> None:
                 f"{benchmark:6s} {n:4d} questions: one-at-a-time {n / t_one:7.1f} q/s, "
                 f"batched({args.batch_size}) {n / t_batched:7.1f} q/s ({t_one / t_batched:4.1f}x), "
                 f"batched+prefix {n / t_prefix:7.1f} q/s ({t_one / t_prefix:4.1f}x), "
-                f"identical predictions: {same}"
+                f"identical predictions: {same}",
+                flush=True,
             )
             if not same:
                 raise SystemExit("batched and one-at-a-time predictions differ")
@@ -94,8 +136,10 @@ def main() -> None:
                 totals[key] += seconds
             questions += n
         print(
-            f"all    {questions:4d} questions: batched {totals['one'] / totals['batched']:.1f}x, "
-            f"batched+prefix {totals['one'] / totals['prefix']:.1f}x over one at a time"
+            f"all    {questions:4d} questions: one-at-a-time {questions / totals['one']:.1f} q/s, "
+            f"batched {questions / totals['batched']:.1f} q/s "
+            f"({totals['one'] / totals['batched']:.1f}x), batched+prefix "
+            f"{questions / totals['prefix']:.1f} q/s ({totals['one'] / totals['prefix']:.1f}x)"
         )
 
 
