@@ -11,7 +11,7 @@ def test_category_scores_are_macro_averages_of_their_subjects_and_overall_micro_
     records = (
         [rec("abstract_algebra", "A", "A")] * 3
         + [rec("abstract_algebra", "B", "A")]  # 3/4, STEM
-        + [rec("anatomy", "A", "B")] * 2  # 0/2, STEM
+        + [rec("astronomy", "A", "B")] * 2  # 0/2, STEM
         + [rec("philosophy", "C", "C")] * 2  # 2/2, humanities
     )
     scores = aggregate("mmlu", records)
@@ -25,7 +25,7 @@ def test_category_scores_are_macro_averages_of_their_subjects_and_overall_micro_
 
 def test_unknown_subject_is_uncategorised_not_dropped():
     scores = aggregate("cmmlu", [rec("made_up_subject", "A", "A")])
-    assert scores["subjects"]["made_up_subject"]["category"] == "uncategorised"
+    assert scores["subjects"]["made_up_subject"]["categories"] == ["uncategorised"]
     assert scores["questions"] == 1
 
 
@@ -35,3 +35,13 @@ def test_ceval_submission_layout():
         {"subject": "law", "id": "1", "prediction": "D"},
     ]
     assert ceval_submission(records) == {"law": {"0": "B", "1": "D"}}
+
+
+def test_a_cmmlu_china_specific_subject_counts_in_both_of_its_categories():
+    records = [rec("chinese_history", "A", "A"), rec("arts", "B", "A"), rec("ethnology", "C", "C")]
+    scores = aggregate("cmmlu", records)
+    assert scores["subjects"]["chinese_history"]["categories"] == ["Humanities", "China specific"]
+    assert scores["categories"]["Humanities"] == {"accuracy": 0.5, "subjects": 2}
+    assert scores["categories"]["China specific"] == {"accuracy": 1.0, "subjects": 2}
+    assert scores["categories"]["Social Science"] == {"accuracy": 1.0, "subjects": 1}
+    assert scores["macro_accuracy"] == pytest.approx(2 / 3)  # over subjects, each once

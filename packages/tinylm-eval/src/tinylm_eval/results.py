@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-from tinylm_eval.subjects import category_of
+from tinylm_eval.subjects import categories_of
 
 logger = logging.getLogger(__name__)
 
@@ -15,7 +15,9 @@ RANDOM_BASELINE = 0.25
 
 
 def aggregate(benchmark: str, records: list[dict]) -> dict:
-    """Records carry subject, prediction and answer. Category scores are macro averages of their subjects."""
+    """Records carry subject, prediction and answer. A category's score is the mean accuracy of its
+    subjects (a CMMLU China-specific subject counts in both of its categories); micro and macro
+    averages are over all questions and all subjects."""
     per_subject: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for record in records:
         counts = per_subject[record["subject"]]
@@ -27,8 +29,9 @@ def aggregate(benchmark: str, records: list[dict]) -> dict:
     }
     by_category: dict[str, list[float]] = defaultdict(list)
     for subject, entry in subjects.items():
-        entry["category"] = category_of(benchmark, subject)
-        by_category[entry["category"]].append(entry["accuracy"])
+        entry["categories"] = list(categories_of(benchmark, subject))
+        for category in entry["categories"]:
+            by_category[category].append(entry["accuracy"])
     correct = sum(e["correct"] for e in subjects.values())
     total = sum(e["total"] for e in subjects.values())
     return {
@@ -64,11 +67,11 @@ def markdown_table(report: dict) -> str:
         f"| **macro average** | {scores['macro_accuracy']:.2%} | {len(scores['subjects'])} |",
         f"| random baseline | {scores['random_baseline']:.2%} | |",
         "",
-        "| subject | category | correct / total | accuracy |",
+        "| subject | categories | correct / total | accuracy |",
         "|---|---|---:|---:|",
     ]
     lines += [
-        f"| {s} | {v['category']} | {v['correct']} / {v['total']} | {v['accuracy']:.2%} |"
+        f"| {s} | {', '.join(v['categories'])} | {v['correct']} / {v['total']} | {v['accuracy']:.2%} |"
         for s, v in scores["subjects"].items()
     ]
     return "\n".join(lines) + "\n"
