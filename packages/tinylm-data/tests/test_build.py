@@ -94,10 +94,19 @@ def test_shards_load_with_datasets_and_polars(corpus, tmp_path):
 
 def test_same_inputs_give_byte_identical_shards_whatever_the_worker_count(corpus, tmp_path):
     one = _build(corpus, tmp_path / "a", workers=1)
-    two = _build(corpus, tmp_path / "b", workers=2)
-    assert one.manifest["version"] == two.manifest["version"]
-    assert _shard_bytes(one.out_dir) == _shard_bytes(two.out_dir)
-    assert one.manifest["shards"] == two.manifest["shards"]
+    for parallel_over in ("batches", "files"):
+        data = load_config_file(corpus)
+        two = run_build(
+            parse_config(data),
+            corpus.parent,
+            BuildOptions(out_root=tmp_path / parallel_over, workers=2, parallel_over=parallel_over),
+        )
+        assert one.manifest["version"] == two.manifest["version"]
+        assert _shard_bytes(one.out_dir) == _shard_bytes(two.out_dir)
+        assert one.manifest["shards"] == two.manifest["shards"]
+        assert (one.out_dir / "stats.json").read_bytes() == (
+            two.out_dir / "stats.json"
+        ).read_bytes()
     again = _build(corpus, tmp_path / "a")
     assert again.reused and again.out_dir == one.out_dir
 
@@ -142,7 +151,9 @@ def test_strict_mode_stops_at_the_first_bad_line(corpus, tmp_path):
         )
 
 
-def _cli_build(corpus: Path, out: Path, crash: str | None) -> subprocess.CompletedProcess:
+def _cli_build(
+    corpus: Path, out: Path, crash: str | None, parallel_over: str = "batches"
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "TINYLM_DATA_CRASH_AT": crash or ""}
     return subprocess.run(
         [
@@ -156,6 +167,8 @@ def _cli_build(corpus: Path, out: Path, crash: str | None) -> subprocess.Complet
             str(out),
             "--workers",
             "2",
+            "--parallel-over",
+            parallel_over,
         ],
         env=env,
         capture_output=True,
@@ -165,15 +178,18 @@ def _cli_build(corpus: Path, out: Path, crash: str | None) -> subprocess.Complet
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("crash", ["batch:1", "shard:2"])
-def test_killed_build_resumes_to_identical_output(corpus, tmp_path, crash):
+@pytest.mark.parametrize(
+    ("crash", "parallel_over"),
+    [("batch:1", "batches"), ("batch:1", "files"), ("shard:2", "files")],
+)
+def test_killed_build_resumes_to_identical_output(corpus, tmp_path, crash, parallel_over):
     reference = _build(corpus, tmp_path / "ref")
-    killed = _cli_build(corpus, tmp_path / "run", crash)
+    killed = _cli_build(corpus, tmp_path / "run", crash, parallel_over)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     dataset = tmp_path / "run" / "tiny"
     assert not (dataset / "LATEST").exists(), "nothing is published by a killed build"
     assert list(dataset.glob(".work-*")), "the killed run left its work for the rerun"
-    resumed = _cli_build(corpus, tmp_path / "run", None)
+    resumed = _cli_build(corpus, tmp_path / "run", None, parallel_over)
     assert resumed.returncode == 0, resumed.stderr
     out_dir = dataset / reference.manifest["version"]
     assert _shard_bytes(out_dir) == _shard_bytes(reference.out_dir)

@@ -36,6 +36,9 @@ class BuildOptions:
     batch_size: int = 256
     strict: bool = False
     keep_work: bool = False
+    # "files": each worker takes whole input files; "batches": the workers share each file's
+    # batches; "auto": files when there are at least twice as many files as workers.
+    parallel_over: str = "auto"
 
 
 class Progress:
@@ -117,8 +120,27 @@ def make_task_runner(
 
 
 def _local_stage1(progress: Progress) -> Stage1:
+    """Whole files in parallel when there are enough of them, else batches of one file at a time.
+
+    File-parallel workers read, process and write their files themselves, so the main process
+    only waits; with fewer files than twice the workers, one large file would leave the other
+    workers idle, so its batches are spread over the pool instead.
+    """
+
     def run(tasks, setup, work_dir, config, options, reader_factory):
         workers = max(1, min(options.workers, os.cpu_count() or 1))
+        if options.parallel_over not in ("auto", "files", "batches"):
+            raise ValueError(
+                f"parallel_over must be auto, files or batches: {options.parallel_over!r}"
+            )
+        by_files = options.parallel_over == "files" or (
+            options.parallel_over == "auto" and len(tasks) >= 2 * workers
+        )
+        if workers > 1 and by_files:
+            yield from _file_parallel(tasks, workers, progress, (
+                config, setup, work_dir, options, reader_factory
+            ))  # fmt: skip
+            return
         with make_task_runner(
             config, setup, work_dir, options, reader_factory, workers=workers
         ) as runner:
@@ -127,6 +149,56 @@ def _local_stage1(progress: Progress) -> Stage1:
                 progress.advance(task.size)
 
     return run
+
+
+_FILE_RUNNER: TaskRunner | None = None
+
+
+def _init_file_worker(config, setup, work_dir, options, reader_factory) -> None:
+    global _FILE_RUNNER
+    _FILE_RUNNER = make_task_runner(config, setup, work_dir, options, reader_factory, workers=1)
+    _FILE_RUNNER.__enter__()
+
+
+def _run_file_task(task: Task) -> dict[str, Any]:
+    assert _FILE_RUNNER is not None
+    return _FILE_RUNNER.run(task)
+
+
+def _file_parallel(tasks, workers: int, progress: Progress, runner_args: tuple):
+    """One task per worker at a time, largest first (so a big file does not start last)."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    queue = sorted(tasks, key=lambda t: (-t.size, t.index))
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=mp.get_context("fork"),
+        initializer=_init_file_worker,
+        initargs=runner_args,
+    ) as pool:
+        pending = {pool.submit(_run_file_task, task): task for task in queue[:workers]}
+        queue = queue[workers:]
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = pending.pop(future)
+                    summary = future.result()
+                    if queue:
+                        following = queue.pop(0)
+                        pending[pool.submit(_run_file_task, following)] = following
+                    progress.advance(task.size)
+                    yield summary
+        except BrokenProcessPool:
+            raise RuntimeError(
+                "a build worker process died (killed, or out of memory); finished files are "
+                "kept: rerun the same command to resume"
+            ) from None
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def run_build(

@@ -100,6 +100,13 @@ def build(
         list[str], typer.Option("--set", help="Any config field: dotted.key=value.")
     ] = [],  # noqa: B006
     workers: Annotated[int, typer.Option(help="Worker processes (default: all cores).")] = 0,
+    parallel_over: Annotated[
+        str,
+        typer.Option(
+            help="files (each worker takes whole input files), batches (workers share each "
+            "file), or auto (files when there are at least twice as many files as workers)."
+        ),
+    ] = "auto",
     strict: Annotated[
         bool, typer.Option(help="Stop at the first bad input instead of rejecting it.")
     ] = False,
@@ -137,8 +144,15 @@ def build(
     from .build import BuildOptions
     from .tasks import StrictModeError
 
+    if parallel_over not in ("auto", "files", "batches"):
+        console.print("[red]error:[/red] --parallel-over must be auto, files or batches")
+        raise typer.Exit(2)
     options = BuildOptions(
-        out_root=out, workers=workers or (os.cpu_count() or 1), strict=strict, keep_work=keep_work
+        out_root=out,
+        workers=workers or (os.cpu_count() or 1),
+        parallel_over=parallel_over,
+        strict=strict,
+        keep_work=keep_work,
     )
     try:
         if engine == "local":
@@ -399,4 +413,3 @@ def tokenizer_train(
     console.print(
         f"trained on {counter['docs']:,} documents: vocab {trained.get_vocab_size():,} → {out}"
     )
-

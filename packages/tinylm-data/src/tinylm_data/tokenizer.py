@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -58,32 +61,113 @@ def resolve_tokenizer_source(spec: str, base: Path | None = None) -> str:
 
 
 class LoadedTokenizer:
-    """A transformers tokenizer plus its fast backend and identity."""
+    """A tokenizer's fast backend, its files and its identity.
+
+    A directory with a `tokenizer.json` loads with `tokenizers` alone. Anything else (a hub
+    name, or a directory of slow-tokenizer files such as vocab.json + merges.txt) goes through
+    transformers (whose import takes seconds), and a local directory's conversion is cached
+    (`$TINYLM_CACHE`, default ~/.cache/tinylm), so the next build loads it directly.
+    """
 
     def __init__(self, spec: str, base: Path | None = None) -> None:
-        from transformers import AutoTokenizer  # slow import: only when a build needs it
-
         source = resolve_tokenizer_source(spec, base)
-        self.hf = AutoTokenizer.from_pretrained(source)
-        self.backend: Tokenizer = self.hf.backend_tokenizer
-        eos_id = self.hf.eos_token_id
+        local = Path(source)
+        if (local / "tokenizer.json").is_file():
+            self.directory = local
+        elif local.is_dir():
+            self.directory = _cached_conversion(local)
+        else:  # a hub name: transformers downloads it (and checks for a newer revision)
+            self.directory = _cached_conversion(source)
+        self.backend: Tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+        config_path = self.directory / "tokenizer_config.json"
+        config = json.loads(config_path.read_text("utf-8")) if config_path.is_file() else {}
+        eos_id = self._token_id(config.get("eos_token"))
         if eos_id is None:
             raise ValueError(
                 f"tokenizer {spec!r} has no EOS token; every document must end with one"
             )
-        pad_id = self.hf.pad_token_id if self.hf.pad_token_id is not None else eos_id
+        pad_id = self._token_id(config.get("pad_token"))
         canonical = self.backend.to_str().encode()
         self.info = TokenizerInfo(
             name=spec,
             sha256=hashlib.sha256(canonical).hexdigest(),
-            vocab_size=len(self.hf),
-            eos_id=int(eos_id),
-            pad_id=int(pad_id),
+            vocab_size=self.backend.get_vocab_size(with_added_tokens=True),
+            eos_id=eos_id,
+            pad_id=eos_id if pad_id is None else pad_id,
         )
 
+    def _token_id(self, token: str | dict | None) -> int | None:
+        if isinstance(token, dict):  # {"content": "<|endoftext|>", ...}
+            token = token.get("content")
+        return None if not token else self.backend.token_to_id(token)
+
     def save(self, directory: Path) -> None:
+        """Copy the tokenizer files (loadable by `AutoTokenizer.from_pretrained`) to `directory`."""
         directory.mkdir(parents=True, exist_ok=True)
-        self.hf.save_pretrained(str(directory))
+        for path in sorted(self.directory.iterdir()):
+            if path.is_file() and (path.name in _TOKENIZER_FILES or path.name.endswith(".jinja")):
+                shutil.copyfile(path, directory / path.name)
+
+
+_TOKENIZER_FILES = frozenset(
+    {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "vocab.json",
+        "merges.txt",
+    }
+)
+
+
+def _convert(source: str, target: Path) -> Path:
+    from transformers import AutoTokenizer  # slow import: only when there is no tokenizer.json
+
+    hf = AutoTokenizer.from_pretrained(source)
+    if not getattr(hf, "is_fast", False):
+        raise ValueError(f"tokenizer {source!r} has no fast (Rust) version")
+    hf.save_pretrained(str(target))
+    return target
+
+
+def tokenizer_cache_dir() -> Path:
+    root = os.environ.get("TINYLM_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "tinylm"
+
+
+def _cached_conversion(source: str | Path) -> Path:
+    """The fast tokenizer converted from `source`, kept in the cache.
+
+    A local directory is keyed by its files' contents (a later build skips the conversion); a
+    hub name by the converted files.
+    """
+    import xxhash
+
+    def key(directory: Path) -> str:
+        digest = xxhash.xxh3_128()
+        for path in sorted(p for p in directory.iterdir() if p.is_file()):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
+    root = tokenizer_cache_dir() / "tokenizers"
+    local = isinstance(source, Path)
+    if local and (root / key(source) / "tokenizer.json").is_file():
+        return root / key(source)
+    logger.info("converting tokenizer %s to its fast version (cached in %s)", source, root)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=root))
+    try:
+        _convert(str(source), staging)
+        cached = root / (key(source) if local else key(staging))
+        try:
+            os.replace(staging, cached)
+        except OSError:
+            if not (cached / "tokenizer.json").is_file():  # not another process finishing first
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return cached
 
 
 def encode_documents(backend: Tokenizer, texts: list[str], eos_id: int) -> list[np.ndarray]:
