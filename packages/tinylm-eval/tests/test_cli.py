@@ -30,10 +30,10 @@ def test_mmlu_on_the_sample_writes_every_report(tiny_model_dir, tmp_path):
     assert (
         report["shots"] == 2
         and report["prompt_format"] == "mmlu"
-        and report["scores"]["questions"] == 30
+        and report["scores"]["questions"] == 42
     )
-    assert set(report["scores"]["categories"]) == {"STEM", "social sciences"}
-    assert len((out / "predictions.jsonl").read_text().splitlines()) == 30
+    assert set(report["scores"]["categories"]) == {"STEM", "humanities", "social sciences", "other"}
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 42
     assert (out / "categories.png").stat().st_size > 0 and "macro average" in (
         out / "results.md"
     ).read_text()
@@ -57,7 +57,12 @@ def test_ceval_test_split_writes_a_submission(tiny_model_dir, tmp_path):
     )
     assert result.exit_code == 0, result.output
     submission = json.loads((out / "submission.json").read_text())
-    assert set(submission) == {"high_school_geography", "middle_school_mathematics"}
+    assert set(submission) == {
+        "high_school_geography",
+        "high_school_history",
+        "middle_school_mathematics",
+        "sports_science",
+    }
     assert all(v in "ABCD" for answers in submission.values() for v in answers.values())
     assert "scores" not in json.loads((out / "results.json").read_text())
 

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from tinylm_eval.data import list_subjects
+from tinylm_eval.data import SAMPLE_DIR, list_subjects
 from tinylm_eval.subjects import CATEGORIES, UNCATEGORISED, categories_of
 
 # The file names of each official release (MMLU data/test, C-Eval val, CMMLU test), sorted.
@@ -101,3 +101,11 @@ def test_every_subject_of_the_shared_data_has_a_category(shared_data, benchmark)
     found = list_subjects(benchmark, shared_data / benchmark, SPLIT[benchmark])
     assert found == SUBJECTS[benchmark].split()
     assert all(UNCATEGORISED not in categories_of(benchmark, s) for s in found)
+
+
+@pytest.mark.parametrize("benchmark", sorted(SIZES))
+def test_the_authored_sample_covers_every_category(benchmark):
+    for split in ("dev", SPLIT[benchmark], "test"):
+        subjects = list_subjects(benchmark, SAMPLE_DIR / benchmark, split)
+        covered = {c for s in subjects for c in categories_of(benchmark, s)}
+        assert covered == set(SIZES[benchmark]), split
