@@ -76,3 +76,40 @@ def test_bad_arguments_are_clear_errors(tiny_model_dir, tmp_path):
         app, ["mmlu", "--model", str(tiny_model_dir), "--data", str(tmp_path / "nope")]
     )
     assert result.exit_code == 2 and "not a directory" in " ".join(result.output.split())
+
+
+def test_all_scores_the_three_benchmarks_of_an_exported_model(tiny_model_dir, tmp_path):
+    """The README's first command ends with this step on the model tinylm-train exports."""
+    from tinylm_eval.data import SAMPLE_DIR
+    from tinylm_eval.subjects import CATEGORIES
+
+    out = tmp_path / "eval"
+    result = runner.invoke(
+        app, ["all", "--model", str(tiny_model_dir), "--data", "sample", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    benchmarks = summary["benchmarks"]
+    assert {b: (v["split"], v["questions"]) for b, v in benchmarks.items()} == {
+        "mmlu": ("test", 42),
+        "ceval": ("val", 32),
+        "cmmlu": ("test", 36),
+    }
+    for benchmark, scores in benchmarks.items():
+        every = {c for categories in CATEGORIES[benchmark].values() for c in categories}
+        assert set(scores["categories"]) == every
+        run = out / f"{benchmark}-{scores['split']}"
+        report = json.loads((run / "results.json").read_text())
+        assert report["prompt_format"] == benchmark and report["shots_used_histogram"] == {
+            "3": scores["questions"]
+        }
+        assert (run / "categories.png").is_file() and (run / "predictions.jsonl").is_file()
+    assert "| cmmlu | test | 36 |" in (out / "summary.md").read_text()
+
+    # a directory holding mmlu/, ceval/ and cmmlu/ in their layouts reads the same way
+    again = tmp_path / "again"
+    result = runner.invoke(
+        app, ["all", "--model", str(tiny_model_dir), "--data", str(SAMPLE_DIR), "--out", str(again)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((again / "summary.json").read_text())["benchmarks"] == benchmarks

@@ -36,6 +36,58 @@ def _setup_logging() -> None:
     )
 
 
+def _config(benchmark: str, data: str | None, split: str, **options):
+    from tinylm_eval.data import DataError, resolve_data_dir
+    from tinylm_eval.evaluate import EvalConfig
+
+    try:
+        return EvalConfig(
+            benchmark=benchmark, data_dir=resolve_data_dir(benchmark, data), split=split, **options
+        )
+    except (DataError, ValueError) as error:
+        console.print(f"[red]{error}")
+        raise typer.Exit(2) from error
+
+
+def _score(lm, tokenizer, identity: dict, config, out: Path) -> dict | None:
+    """Run one benchmark, write its reports to `out`, print a line; its scores (None without answers)."""
+    from rich.progress import Progress
+
+    from tinylm_eval.data import DataError
+    from tinylm_eval.evaluate import evaluate
+    from tinylm_eval.results import ceval_submission, write_reports
+
+    name = f"{config.benchmark} {config.split}"
+    with Progress(console=console) as bar:
+        task = bar.add_task(name, total=None)
+        try:
+            report, records = evaluate(
+                lm, tokenizer, config, identity, lambda n: bar.advance(task, n)
+            )
+        except DataError as error:
+            console.print(f"[red]{error}")
+            raise typer.Exit(2) from error
+    write_reports(report, records, out)
+    if "scores" not in report:
+        (out / "submission.json").write_text(
+            json.dumps(ceval_submission(records), ensure_ascii=False, indent=1)
+        )
+        console.print(f"{name}: no public answers; submission written to {out / 'submission.json'}")
+        return None
+    scores = report["scores"]
+    console.print(
+        f"{name}: micro {scores['micro_accuracy']:.2%}, macro {scores['macro_accuracy']:.2%} "
+        f"over {scores['questions']} questions (random 25%) → {out}"
+    )
+    return scores
+
+
+def _load(model: Path, base: Path | None, trust_remote_code: bool, device: str):
+    from tinylm_eval.models import load_model
+
+    return load_model(model, base=base, trust_remote_code=trust_remote_code, device=device)
+
+
 def _run_benchmark(
     benchmark: str,
     model: Path,
@@ -55,58 +107,27 @@ def _run_benchmark(
     device: str,
 ) -> None:
     _setup_logging()
-    from rich.progress import Progress
-
-    from tinylm_eval.data import DataError, resolve_data_dir
-    from tinylm_eval.evaluate import EvalConfig, evaluate
-    from tinylm_eval.models import load_model
-    from tinylm_eval.results import ceval_submission, write_reports
-
-    try:
-        config = EvalConfig(
-            benchmark=benchmark,
-            data_dir=resolve_data_dir(benchmark, data),
-            split=split,
-            subjects=subjects.split(",") if subjects else None,
-            shots=shots,
-            shot_seed=shot_seed,
-            prompt_format=prompt_format,
-            method=method,
-            batch_size=batch_size,
-            max_length=max_length,
-            share_prefix=share_prefix,
-        )
-    except (DataError, ValueError) as error:
-        console.print(f"[red]{error}")
-        raise typer.Exit(2) from error
-    lm, tokenizer, identity = load_model(
-        model, base=base, trust_remote_code=trust_remote_code, device=device
+    config = _config(
+        benchmark,
+        data,
+        split,
+        subjects=subjects.split(",") if subjects else None,
+        shots=shots,
+        shot_seed=shot_seed,
+        prompt_format=prompt_format,
+        method=method,
+        batch_size=batch_size,
+        max_length=max_length,
+        share_prefix=share_prefix,
     )
-    with Progress(console=console) as bar:
-        task = bar.add_task(f"{benchmark} {split}", total=None)
-        try:
-            report, records = evaluate(
-                lm, tokenizer, config, identity, lambda n: bar.advance(task, n)
-            )
-        except DataError as error:
-            console.print(f"[red]{error}")
-            raise typer.Exit(2) from error
-    out = out or Path("eval-results") / f"{benchmark}-{split}-{model.name}"
-    write_reports(report, records, out)
-    if "scores" in report:
-        scores = report["scores"]
-        console.print(
-            f"{benchmark} {split}: micro {scores['micro_accuracy']:.2%}, macro "
-            f"{scores['macro_accuracy']:.2%} over {scores['questions']} questions "
-            f"(random 25%) → {out}"
-        )
-    else:
-        (out / "submission.json").write_text(
-            json.dumps(ceval_submission(records), ensure_ascii=False, indent=1)
-        )
-        console.print(
-            f"{benchmark} {split}: no public answers; submission written to {out / 'submission.json'}"
-        )
+    lm, tokenizer, identity = _load(model, base, trust_remote_code, device)
+    _score(
+        lm,
+        tokenizer,
+        identity,
+        config,
+        out or Path("eval-results") / f"{benchmark}-{split}-{model.name}",
+    )
 
 
 def _command(benchmark: str, default_split: str):
@@ -165,6 +186,86 @@ def _command(benchmark: str, default_split: str):
 app.command("mmlu")(_command("mmlu", "test"))
 app.command("ceval")(_command("ceval", "val"))
 app.command("cmmlu")(_command("cmmlu", "test"))
+
+# The split of each benchmark that has public answers, as `all` scores it.
+ALL_SPLITS = {"mmlu": "test", "ceval": "val", "cmmlu": "test"}
+
+
+@app.command("all")
+def all_benchmarks(
+    model: ModelOpt,
+    base: BaseOpt = None,
+    data: DataOpt = None,
+    shots: Annotated[int, typer.Option(help="k-shot exemplars from the dev split")] = 5,
+    shot_seed: Annotated[
+        int | None, typer.Option(help="draw shots with this seed (default: first k)")
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="letter (answer-token logits) or option (log-likelihood)")
+    ] = "letter",
+    batch_size: Annotated[int, typer.Option()] = 8,
+    max_length: Annotated[
+        int, typer.Option(help="prompt token limit; shots are dropped to fit")
+    ] = 2048,
+    share_prefix: Annotated[
+        bool, typer.Option(help="letter method: run each subject's few-shot prefix once")
+    ] = True,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="output directory (default: eval-results/<model dir name>)"),
+    ] = None,
+    trust_remote_code: Annotated[bool, typer.Option()] = False,
+    device: Annotated[str, typer.Option()] = "cpu",
+) -> None:
+    """Score a model on MMLU test, C-Eval val and CMMLU test, each in its own format; one summary.
+
+    `--data sample` scores the authored sample of each; a directory holds mmlu/, ceval/ and cmmlu/ in
+    their official layouts; without --data each release is downloaded.
+    """
+    _setup_logging()
+    roots = {benchmark: data for benchmark in ALL_SPLITS}
+    if data not in (None, "sample"):
+        roots = {benchmark: str(Path(data) / benchmark) for benchmark in ALL_SPLITS}
+    configs = {
+        benchmark: _config(
+            benchmark,
+            roots[benchmark],
+            split,
+            shots=shots,
+            shot_seed=shot_seed,
+            method=method,
+            batch_size=batch_size,
+            max_length=max_length,
+            share_prefix=share_prefix,
+        )
+        for benchmark, split in ALL_SPLITS.items()
+    }
+    out = out or Path("eval-results") / model.name
+    lm, tokenizer, identity = _load(model, base, trust_remote_code, device)
+    summary = {"model": identity, "benchmarks": {}}
+    for benchmark, config in configs.items():
+        scores = _score(lm, tokenizer, identity, config, out / f"{benchmark}-{config.split}")
+        summary["benchmarks"][benchmark] = {
+            "split": config.split,
+            "questions": scores["questions"],
+            "micro_accuracy": scores["micro_accuracy"],
+            "macro_accuracy": scores["macro_accuracy"],
+            "categories": {c: v["accuracy"] for c, v in scores["categories"].items()},
+        }
+    (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
+    lines = [
+        f"# {identity['model']}",
+        "",
+        "| benchmark | split | questions | micro | macro | random |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {b} | {v['split']} | {v['questions']} | {v['micro_accuracy']:.2%} "
+        f"| {v['macro_accuracy']:.2%} | 25.00% |"
+        for b, v in summary["benchmarks"].items()
+    ]
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    console.print(f"summary → {out / 'summary.md'}")
 
 
 @app.command()
