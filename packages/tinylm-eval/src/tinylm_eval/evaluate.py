@@ -60,6 +60,7 @@ def evaluate(
 
     questions: list[Question] = []
     prompts: list[PromptIds] = []
+    short: list[str] = []  # subjects whose dev split has fewer rows than the shots asked for
     for subject in subjects:
         shots = (
             choose_shots(
@@ -70,9 +71,19 @@ def evaluate(
             if config.shots
             else []
         )
+        if len(shots) < config.shots:
+            short.append(subject)
         asked = read_subject(config.benchmark, config.data_dir, config.split, subject)
         questions += asked
         prompts += subject_prompt_ids(encode, fmt, subject, shots, asked, config.max_length)
+    if short:
+        logger.warning(
+            "%d of %d subjects have fewer than %d dev rows and use all of theirs: %s",
+            len(short),
+            len(subjects),
+            config.shots,
+            ", ".join(short),
+        )
     prompt_ids = [p.ids for p in prompts]
     truncated = sum(p.truncated for p in prompts)
     if truncated:

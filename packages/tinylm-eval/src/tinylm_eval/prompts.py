@@ -69,12 +69,9 @@ def subject_title(subject: str) -> str:
 
 
 def choose_shots(dev: list[Question], k: int, seed: int | None) -> list[Question]:
-    """The first k dev rows, or k rows drawn with `seed` (same seed, same shots, same order)."""
-    if k > len(dev):
-        logger.warning(
-            "asked for %d shots but the dev split has %d rows: using %d", k, len(dev), len(dev)
-        )
-        k = len(dev)
+    """The first k dev rows, or k rows drawn with `seed` (same seed, same shots, same order); all
+    of them when the dev split has fewer than k (the shots used are recorded per question)."""
+    k = min(k, len(dev))
     if seed is None:
         return dev[:k]
     return random.Random(seed).sample(dev, k)
