@@ -41,8 +41,16 @@ def _pad_id(tokenizer) -> int:
 
 
 def _batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    """Row indices, longest first, in batches of at most `batch_size`. A row shorter than 3/4 of
+    its batch's longest starts a new batch: padding stays under a quarter of every batch."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        batch = batches[-1] if batches else None
+        if batch and len(batch) < batch_size and 4 * lengths[i] >= 3 * lengths[batch[0]]:
+            batch.append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def _padded(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
