@@ -10,19 +10,23 @@ from tinylm_train.models import build_config
 from tinylm_train.shards import Block
 
 
-def test_varlen_is_never_selected_on_cpu():
-    assert select_attention("cpu") == "sdpa"
+def test_cpu_runs_per_document_attention_and_never_flash_attn():
+    assert select_attention("cpu") == "tinylm_varlen"
+    assert select_attention("cpu", "sdpa") == "sdpa"
     with pytest.raises(ValueError, match="needs a CUDA device"):
-        select_attention("cpu", "tinylm_varlen")
+        select_attention("cpu", "flash_attention_2")
 
 
-def test_packed_logits_equal_each_document_alone():
+@pytest.mark.parametrize("attention", ["sdpa", "tinylm_varlen"])
+def test_packed_logits_equal_each_document_alone(attention):
     from transformers import Qwen2ForCausalLM
 
+    select_attention("cpu", attention)  # registers tinylm_varlen
     torch.manual_seed(0)
-    model = Qwen2ForCausalLM(
-        build_config("debug", tokenizer_vocab_size=100, eos_id=0, pad_id=0)
-    ).eval()
+    config = build_config(
+        "debug", tokenizer_vocab_size=100, eos_id=0, pad_id=0, attn_implementation=attention
+    )
+    model = Qwen2ForCausalLM(config).eval()
     rng = np.random.default_rng(0)
     lengths = [(7, 12, 9), (20, 5), (3, 3, 3, 3)]
     block_size = 32
@@ -34,7 +38,7 @@ def test_packed_logits_equal_each_document_alone():
         padded = np.concatenate([flat, np.zeros(block_size - len(flat), dtype=flat.dtype)])
         blocks.append(Block(input_ids=padded, doc_offsets=np.concatenate([[0], np.cumsum(row)])))
     batch = collate_blocks(blocks)
-    inputs = model_inputs(batch, "sdpa")
+    inputs = model_inputs(batch, attention)
     del inputs["labels"]
     with torch.no_grad():
         packed = model(**inputs).logits

@@ -37,7 +37,9 @@ def _check_two_ranks(out: Path) -> None:
     # so the global batch is 2 x PER_DEVICE.
     per_rank = []
     for rank in (0, 1):
-        rows = [json.loads(line) for line in (out / f"blocks-rank{rank}.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(line) for line in (out / f"blocks-rank{rank}.jsonl").read_text().splitlines()
+        ]
         assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
         assert all(len(r["blocks"]) == PER_DEVICE for r in rows)
         per_rank.append([b for r in rows for b in r["blocks"]])

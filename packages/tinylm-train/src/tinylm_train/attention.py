@@ -1,11 +1,13 @@
-"""Choose the document-masked attention path: varlen kernels on CUDA, SDPA on packed positions elsewhere.
+"""Choose the document-masked attention path; every path keeps attention inside each document.
 
-- CPU (and any device without a varlen kernel): transformers' SDPA with `attention_mask=None`
-  and `position_ids` restarting per document; Qwen2 derives the block-diagonal causal mask from
-  the positions (a packed sequence is detected by a position that resets to 0).
-- CUDA: `flash_attention_2` when flash-attn is installed; otherwise the "tinylm_varlen"
-  implementation below, which calls `torch.nn.attention.varlen.varlen_attn` with the batch's
-  `cu_seqlens` (passed to the model as `cu_seq_lens_q`/`max_length_q`).
+- "tinylm_varlen" (the default everywhere): the implementation below, fed the batch's
+  `cu_seqlens` (passed to the model as `cu_seq_lens_q`/`max_length_q`). On CUDA one
+  `torch.nn.attention.varlen.varlen_attn` call; elsewhere causal SDPA on each document alone.
+- "flash_attention_2" on CUDA when flash-attn is installed (chosen by "auto" there).
+- "sdpa": transformers' SDPA with `attention_mask=None` and `position_ids` restarting per
+  document; Qwen2 derives the block-diagonal causal mask from the positions (a packed sequence is
+  detected by a position that resets to 0). On CPU it is slower than per-document SDPA, because
+  the (T, T) mask makes the kernel compute every score block (tools/bench/bench_train.py).
 """
 
 from __future__ import annotations
@@ -30,33 +32,65 @@ def varlen_attention_forward(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, None]:
-    """Causal attention inside each segment of the flattened batch, through varlen_attn."""
-    from torch.nn.attention.varlen import varlen_attn
+    """Causal attention inside each segment of the flattened batch.
 
+    CUDA: one `varlen_attn` call. Elsewhere: `segmented_causal_attention`, SDPA per segment.
+    Without `cu_seq_lens_q` (e.g. generation on an exported model) each row is one sequence.
+    """
+    batch, heads, seq, dim = query.shape
     cu_seqlens = kwargs.get("cu_seq_lens_q")
     max_seqlen = kwargs.get("max_length_q")
-    if cu_seqlens is None or max_seqlen is None:
-        raise ValueError(
-            "tinylm_varlen attention needs cu_seq_lens_q and max_length_q in the forward call"
-        )
-    batch, heads, seq, dim = query.shape
+    if cu_seqlens is None:  # no document boundaries given: each row is one sequence
+        cu_seqlens = torch.arange(0, (batch + 1) * seq, seq, dtype=torch.int32, device=query.device)
+        max_seqlen = seq
     # why: varlen kernels take one flattened (total_tokens, H, D) sequence per tensor.
     q = query.transpose(1, 2).reshape(batch * seq, heads, dim)
     k = key.transpose(1, 2).reshape(batch * seq, key.shape[1], dim)
     v = value.transpose(1, 2).reshape(batch * seq, value.shape[1], dim)
-    out = varlen_attn(
-        q,
-        k,
-        v,
-        cu_seqlens,
-        cu_seqlens,
-        int(max_seqlen),
-        int(max_seqlen),
-        scale=scaling,
-        window_size=(-1, 0),
-        enable_gqa=k.shape[1] != heads,
-    )
+    if q.device.type == "cuda":
+        from torch.nn.attention.varlen import varlen_attn
+
+        out = varlen_attn(
+            q,
+            k,
+            v,
+            cu_seqlens,
+            cu_seqlens,
+            int(max_seqlen),
+            int(max_seqlen),
+            scale=scaling,
+            window_size=(-1, 0),
+            enable_gqa=k.shape[1] != heads,
+        )
+    else:
+        out = segmented_causal_attention(q, k, v, cu_seqlens, scale=scaling)
     return out.reshape(batch, seq, heads, dim), None  # (B, T, H, D) as transformers expects
+
+
+def segmented_causal_attention(
+    q: torch.Tensor,  # (N, Hq, D)
+    k: torch.Tensor,  # (N, Hkv, D)
+    v: torch.Tensor,  # (N, Hkv, D)
+    cu_seqlens: torch.Tensor,  # (S + 1,)
+    *,
+    scale: float | None = None,
+) -> torch.Tensor:  # (N, Hq, D)
+    """Causal SDPA on each segment alone: the varlen contract on devices without a varlen kernel.
+
+    why: a block-diagonal mask over the whole row makes SDPA compute every (T, T) score block,
+    masked or not; attending inside each document computes only the sum of len² / 2 scores.
+    """
+    bounds = cu_seqlens.tolist()
+    gqa = k.shape[1] != q.shape[1]
+    pieces = []
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        # (H, L, D) per segment
+        qs, ks, vs = (t[start:end].transpose(0, 1) for t in (q, k, v))
+        out = torch.nn.functional.scaled_dot_product_attention(
+            qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa
+        )
+        pieces.append(out.transpose(0, 1))
+    return torch.cat(pieces)
 
 
 def register_varlen_attention() -> None:
@@ -66,19 +100,17 @@ def register_varlen_attention() -> None:
 
 
 def select_attention(device: torch.device | str, requested: str = "auto") -> str:
-    """The attn_implementation for this device. Varlen paths are never chosen off CUDA."""
+    """The attn_implementation for this device. flash_attention_2 is never chosen off CUDA."""
     device = torch.device(device)
     if requested != "auto":
-        if requested in (VARLEN_NAME, "flash_attention_2") and device.type != "cuda":
+        if requested == "flash_attention_2" and device.type != "cuda":
             raise ValueError(
                 f"attention {requested!r} needs a CUDA device, this run is on {device}"
             )
         if requested == VARLEN_NAME:
             register_varlen_attention()
         return requested
-    if device.type != "cuda":
-        return "sdpa"
-    if importlib.util.find_spec("flash_attn") is not None:
+    if device.type == "cuda" and importlib.util.find_spec("flash_attn") is not None:
         return "flash_attention_2"
     register_varlen_attention()
     return VARLEN_NAME
