@@ -1,5 +1,5 @@
 from tinylm_eval.data import Question
-from tinylm_eval.prompts import FORMATS, build_prompt, choose_shots
+from tinylm_eval.prompts import FORMATS, build_prompt, choose_shots, subject_title
 
 
 def q(i, answer="B", subject="high_school_geography"):
@@ -23,7 +23,7 @@ def test_mmlu_format_snapshot():
 def test_ceval_format_snapshot():
     built = build_prompt(FORMATS["ceval"], q(9), [q(0, "C")], chars, 10_000)
     assert built.text == (
-        "以下是中国关于high school geography考试的单项选择题，请选出其中的正确答案。\n\n"
+        "以下是中国关于高中地理考试的单项选择题，请选出其中的正确答案。\n\n"
         "question 0?\nA. w\nB. x\nC. y\nD. z\n答案：C\n\n"
         "question 9?\nA. w\nB. x\nC. y\nD. z\n答案："
     )
@@ -32,7 +32,7 @@ def test_ceval_format_snapshot():
 def test_cmmlu_format_snapshot():
     built = build_prompt(FORMATS["cmmlu"], q(9), [q(0, "D")], chars, 10_000)
     assert built.text == (
-        "以下是关于high school geography的单项选择题，请直接给出正确答案的选项。\n\n"
+        "以下是关于高中地理的单项选择题，请直接给出正确答案的选项。\n\n"
         "题目：question 0?\nA. w\nB. x\nC. y\nD. z\n答案是：D\n\n"
         "题目：question 9?\nA. w\nB. x\nC. y\nD. z\n答案是："
     )
@@ -54,3 +54,10 @@ def test_shots_are_the_first_k_or_seeded_and_reproducible():
     assert choose_shots(dev, 3, None) == dev[:3]
     assert choose_shots(dev, 3, 7) == choose_shots(dev, 3, 7)
     assert choose_shots(dev, 9, None) == dev
+
+
+def test_headers_name_the_subject_as_each_release_does():
+    assert subject_title("computer_network", "ceval") == "计算机网络"
+    assert subject_title("chinese_food_culture", "cmmlu") == "中国饮食文化"
+    assert subject_title("computer_network", "mmlu") == "computer network"
+    assert subject_title("made_up_subject", "ceval") == "made up subject"

@@ -17,7 +17,8 @@ from tinylm_eval.scoring import answer_token_ids, predictions, score_letters, sc
 
 logger = logging.getLogger(__name__)
 
-TASK_VERSION = 1
+# 2: C-Eval and CMMLU headers name subjects in Chinese; categories as the benchmarks released them
+TASK_VERSION = 2
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,7 +3,8 @@
 `mmlu` is the format of Hendrycks et al. and of Baichuan's MMLU script: the cue is "Answer:" and the
 exemplar answers read "Answer: A", so the letter that follows the cue is the token " A" (space-prefixed).
 `ceval` (C-Eval paper / Baichuan C-Eval script) and `cmmlu` (CMMLU paper) end the cue with a full-width
-colon and the answer is the bare token "A". Scoring reads the same spelling the exemplars use.
+colon and the answer is the bare token "A". Scoring reads the same spelling the exemplars use. The
+C-Eval and CMMLU headers name the subject in Chinese ("以下是中国关于高中地理考试的单项选择题…").
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import random
 from dataclasses import dataclass
 
 from tinylm_eval.data import LETTERS, Question
+from tinylm_eval.subjects import ZH_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +66,10 @@ FORMATS = {
 DEFAULT_FORMAT = {"mmlu": "mmlu", "ceval": "ceval", "cmmlu": "cmmlu"}
 
 
-def subject_title(subject: str) -> str:
-    return subject.replace("_", " ")
+def subject_title(subject: str, prompt_format: str = "mmlu") -> str:
+    """The subject as the header names it: its Chinese name in the C-Eval and CMMLU formats (as their
+    releases' scripts write it), else the file name with spaces ("high school geography")."""
+    return ZH_NAMES.get(prompt_format, {}).get(subject) or subject.replace("_", " ")
 
 
 def choose_shots(dev: list[Question], k: int, seed: int | None) -> list[Question]:
@@ -86,7 +90,7 @@ class BuiltPrompt:
 
 def prefix_text(fmt: PromptFormat, subject: str, shots: list[Question]) -> str:
     """The part every question of a subject shares: the header and the exemplars."""
-    header = fmt.header.format(subject=subject_title(subject))
+    header = fmt.header.format(subject=subject_title(subject, fmt.name))
     return header + "".join(fmt.render_exemplar(s) for s in shots)
 
 
