@@ -1,0 +1,119 @@
+"""Tokens/s and MFU of tinylm-0.5b pretraining on one CUDA GPU: 1024-token packed blocks,
+varlen attention (torch.nn.attention.varlen.varlen_attn, no flash-attn), bf16, DeepSpeed ZeRO-1.
+
+It runs the product path, `tinylm_train.pretrain.run_pretrain` (HF Trainer + DeepSpeed), on
+synthetic shards written per the shard contract with the Qwen1.5 vocabulary size (151646 ids, so
+the embedding is the real model's), then reads the run's own metrics.jsonl: tokens/s and MFU from
+6·N + 12·L·d·T FLOPs per token against --peak-tflops (989: H100/H200 dense bf16). The first
+--warmup steps (allocation, kernel selection) are left out of the medians. Target: MFU >= 45%.
+
+Usage: uv run python tools/bench/bench_train_gpu.py [--steps 40] [--batch 16] [--warmup 10]
+       [--peak-tflops 989] [--work DIR]
+One process; the launcher variables for a single rank are set when absent. Exits with status 2
+and a message when no CUDA device is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+QWEN_VOCAB = 151646
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=16, help="1024-token blocks per step.")
+    parser.add_argument("--warmup", type=int, default=10, help="Steps left out of the medians.")
+    parser.add_argument("--peak-tflops", type=float, default=989.0)
+    parser.add_argument("--work", help="Directory for shards and the run (default: a temp dir).")
+    args = parser.parse_args()
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print(
+            "bench_train_gpu.py needs a CUDA GPU: torch.cuda.is_available() is False here. "
+            "Run it on a machine with an H100/H200-class GPU (CPU figures: bench_train.py).",
+            file=sys.stderr,
+        )
+        return 2
+    if not hasattr(torch.nn.attention, "varlen"):
+        print(f"torch {torch.__version__} lacks torch.nn.attention.varlen", file=sys.stderr)
+        return 2
+    import torch.nn.attention.varlen  # noqa: F401  (fails here, not mid-run, if missing)
+
+    from tinylm_train.config import load_config
+    from tinylm_train.pretrain import run_pretrain
+
+    sys.path.insert(0, str(REPO / "packages" / "tinylm-train" / "tests"))
+    from shard_factory import write_dataset
+
+    for key, value in {
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29561",
+    }.items():
+        os.environ.setdefault(key, value)
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-train-gpu-"))
+    data = work / "data" / "sample"
+    if not data.is_dir():
+        blocks = args.steps * args.batch + args.batch
+        # Documents up to 1500 tokens (mean ~750): packed blocks hold one to a few documents.
+        write_dataset(
+            work / "data",
+            vocab_size=QWEN_VOCAB,
+            block_size=1024,
+            num_docs=blocks * 1024 // 750 + 8,
+            max_doc_len=1500,
+            rows_per_shard=256,
+            row_group_size=64,
+        )
+    out = work / "run"
+    config = load_config(
+        "debug",
+        [
+            f"data={data}",
+            f"output_dir={out}",
+            "model=tinylm-0.5b",
+            f"max_steps={args.steps}",
+            "warmup_steps=2",
+            f"per_device_batch_size={args.batch}",
+            f"save_steps={args.steps * 10}",  # no checkpoint inside the timed window
+            "bf16=true",
+            "attention=tinylm_varlen",
+            "deepspeed=zero1",
+            f"peak_flops={args.peak_tflops * 1e12}",
+        ],
+    )
+    print(
+        f"{torch.cuda.get_device_name()}: tinylm-0.5b, {args.batch} x 1024 tokens a step, "
+        f"varlen attention, bf16, ZeRO-1, {args.steps} steps"
+    )
+    run_pretrain(config)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    timed = rows[args.warmup :] or rows
+    tps = statistics.median(r["tokens_per_s"] for r in timed)
+    mfu = statistics.median(r["mfu"] for r in timed)
+    print(
+        f"steps {timed[0]['step']}-{timed[-1]['step']}: loss {rows[0]['loss']:.3f} -> {rows[-1]['loss']:.3f}"
+    )
+    print(f"tokens/s {tps:,.0f}   MFU {mfu:.1%} of {args.peak_tflops:g} TFLOP/s (target >= 45%)")
+    print(f"peak memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
