@@ -245,6 +245,8 @@ def all_benchmarks(
     summary = {"model": identity, "benchmarks": {}}
     for benchmark, config in configs.items():
         scores = _score(lm, tokenizer, identity, config, out / f"{benchmark}-{config.split}")
+        if scores is None:
+            raise typer.Exit(2)  # why: the split lacks answers; _score wrote a submission instead
         summary["benchmarks"][benchmark] = {
             "split": config.split,
             "questions": scores["questions"],
