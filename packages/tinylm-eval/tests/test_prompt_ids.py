@@ -1,7 +1,6 @@
 """Prompt ids joined from pieces tokenized once per subject equal the ids of the whole prompt text."""
 
 import pytest
-from transformers import AutoTokenizer
 
 from tinylm_eval._prompt_ids import _joined_ids, subject_prompt_ids
 from tinylm_eval.data import SAMPLE_DIR, list_subjects, read_subject
@@ -38,6 +37,8 @@ def check(tokenizer, benchmark, root, split, subjects, max_length, encode=None):
 
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 
@@ -72,5 +73,7 @@ def test_pieces_that_do_not_join_fall_back_to_whole_text(tokenizer):
     ],
 )
 def test_qwen_joined_ids_equal_whole_text_ids_on_real_data(shared_data, benchmark, split, subjects):
+    from transformers import AutoTokenizer
+
     qwen = AutoTokenizer.from_pretrained(shared_data / "qwen1.5-tokenizer")
     assert check(qwen, benchmark, shared_data / benchmark, split, subjects, 2048)
