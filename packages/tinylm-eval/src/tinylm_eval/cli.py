@@ -20,6 +20,18 @@ ModelOpt = Annotated[
 BaseOpt = Annotated[
     Path | None, typer.Option("--base", help="base model of an adapter (default: from its config)")
 ]
+ShotsOpt = Annotated[int, typer.Option(help="k-shot exemplars from the dev split")]
+ShotSeedOpt = Annotated[
+    int | None, typer.Option(help="draw shots with this seed (default: first k)")
+]
+MethodOpt = Annotated[
+    str, typer.Option(help="letter (answer-token logits) or option (log-likelihood)")
+]
+BatchSizeOpt = Annotated[int, typer.Option()]
+MaxLengthOpt = Annotated[int, typer.Option(help="prompt token limit; shots are dropped to fit")]
+SharePrefixOpt = Annotated[
+    bool, typer.Option(help="letter method: run each subject's few-shot prefix once")
+]
 DataOpt = Annotated[
     str | None,
     typer.Option(
@@ -139,23 +151,15 @@ def _command(benchmark: str, default_split: str):
         subjects: Annotated[
             str | None, typer.Option(help="comma-separated subjects (default: all)")
         ] = None,
-        shots: Annotated[int, typer.Option(help="k-shot exemplars from the dev split")] = 5,
-        shot_seed: Annotated[
-            int | None, typer.Option(help="draw shots with this seed (default: first k)")
-        ] = None,
+        shots: ShotsOpt = 5,
+        shot_seed: ShotSeedOpt = None,
         prompt_format: Annotated[
             str, typer.Option("--format", help="mmlu, ceval or cmmlu (default: own)")
         ] = "",
-        method: Annotated[
-            str, typer.Option(help="letter (answer-token logits) or option (log-likelihood)")
-        ] = "letter",
-        batch_size: Annotated[int, typer.Option()] = 8,
-        max_length: Annotated[
-            int, typer.Option(help="prompt token limit; shots are dropped to fit")
-        ] = 2048,
-        share_prefix: Annotated[
-            bool, typer.Option(help="letter method: run each subject's few-shot prefix once")
-        ] = True,
+        method: MethodOpt = "letter",
+        batch_size: BatchSizeOpt = 8,
+        max_length: MaxLengthOpt = 2048,
+        share_prefix: SharePrefixOpt = True,
         out: Annotated[Path | None, typer.Option(help="output directory")] = None,
         trust_remote_code: Annotated[bool, typer.Option()] = False,
         device: Annotated[str, typer.Option()] = "cpu",
@@ -196,20 +200,12 @@ def all_benchmarks(
     model: ModelOpt,
     base: BaseOpt = None,
     data: DataOpt = None,
-    shots: Annotated[int, typer.Option(help="k-shot exemplars from the dev split")] = 5,
-    shot_seed: Annotated[
-        int | None, typer.Option(help="draw shots with this seed (default: first k)")
-    ] = None,
-    method: Annotated[
-        str, typer.Option(help="letter (answer-token logits) or option (log-likelihood)")
-    ] = "letter",
-    batch_size: Annotated[int, typer.Option()] = 8,
-    max_length: Annotated[
-        int, typer.Option(help="prompt token limit; shots are dropped to fit")
-    ] = 2048,
-    share_prefix: Annotated[
-        bool, typer.Option(help="letter method: run each subject's few-shot prefix once")
-    ] = True,
+    shots: ShotsOpt = 5,
+    shot_seed: ShotSeedOpt = None,
+    method: MethodOpt = "letter",
+    batch_size: BatchSizeOpt = 8,
+    max_length: MaxLengthOpt = 2048,
+    share_prefix: SharePrefixOpt = True,
     out: Annotated[
         Path | None,
         typer.Option(help="output directory (default: eval-results/<model dir name>)"),
@@ -277,7 +273,7 @@ def ppl(
         Path, typer.Option("--data", help="a tinylm-data dataset dir (OUT/<name> or its version)")
     ],
     base: BaseOpt = None,
-    batch_size: Annotated[int, typer.Option()] = 4,
+    batch_size: BatchSizeOpt = 4,
     max_blocks: Annotated[int | None, typer.Option(help="score only the first N blocks")] = None,
     out: Annotated[Path | None, typer.Option(help="write the result JSON here")] = None,
     device: Annotated[str, typer.Option()] = "cpu",
