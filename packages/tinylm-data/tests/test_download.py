@@ -44,7 +44,9 @@ class _Server:
                 if rng and server.ranges_honoured:
                     start = int(rng.removeprefix("bytes=").split("-")[0])
                     self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body) + extra}")
+                    self.send_header(
+                        "Content-Range", f"bytes {start}-{len(body) - 1}/{len(body) + extra}"
+                    )
                 else:
                     self.send_response(200)
                 payload = body[start:]

@@ -207,7 +207,9 @@ def test_real_corpora_read_without_rejections(shared_data):
         for i in read_documents("dolma", p, source="dolma")
     ]
     rejected = [i.reason for i in dolma if isinstance(i, Rejection)]
-    assert len(dolma) > 500 and set(rejected) <= {"empty_text"} and len(rejected) < 0.05 * len(dolma)
+    assert (
+        len(dolma) > 500 and set(rejected) <= {"empty_text"} and len(rejected) < 0.05 * len(dolma)
+    )
     clue = list(
         read_documents(
             "clue", next((corpora / "cluecorpussmall_sample").glob("*.txt")), source="clue"

@@ -30,8 +30,9 @@ def test_spark_and_local_engines_agree_on_the_sample(sample_build, tmp_path):
     path = sample_dir() / "sample.yaml"
     config = parse_config(load_config_file(path))
     assert config.dedup.near.enabled, "the sample exercises near dedup too"
-    spark = run_build_spark(config, path.parent, BuildOptions(out_root=tmp_path, workers=2),
-                            master="local[2]")
+    spark = run_build_spark(
+        config, path.parent, BuildOptions(out_root=tmp_path, workers=2), master="local[2]"
+    )
     local_dir = sample_build / "sample" / (sample_build / "sample" / "LATEST").read_text().strip()
     local_manifest = json.loads((local_dir / "manifest.json").read_text())
     assert spark.manifest["version"] == local_manifest["version"]
