@@ -25,45 +25,41 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2ForCausalLM
 
 from tinylm_eval.data import SAMPLE_DIR
 from tinylm_eval.evaluate import EvalConfig, evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packages" / "tinylm-eval" / "tests"))
 
-SHAPES = {
-    "cpu-small": dict(
-        hidden_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        intermediate_size=352,
-    ),
-    "tiny": dict(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=128,
-    ),
-}
+SHAPES = ("cpu-small", "tiny")
 
 
 def build_model(shape: str, tokenizer_dir: Path | None, out: Path):
-    """A random Qwen2 of `shape` with the tokenizer of `tokenizer_dir` (or one trained on the sample)."""
-    if tokenizer_dir is None:
-        from eval_test_helpers import train_tokenizer
+    """A random Qwen2 of `shape` with the tokenizer of `tokenizer_dir` (or one trained on the sample).
 
-        tokenizer = train_tokenizer(out)
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    "cpu-small" is built by tinylm-train itself (the model the README's first command trains),
+    "tiny" by the eval tests' own helper, so neither shape is restated here.
+    """
+    from eval_test_helpers import save_tiny_qwen2, train_tokenizer
+
+    from tinylm_train.models import build_config
+
+    tokenizer = (
+        train_tokenizer(out)
+        if tokenizer_dir is None
+        else AutoTokenizer.from_pretrained(tokenizer_dir)
+    )
     torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        max_position_embeddings=4096,
-        tie_word_embeddings=False,
-        **SHAPES[shape],
+    if shape == "tiny":
+        save_tiny_qwen2(out / "tiny", len(tokenizer))
+        return AutoModelForCausalLM.from_pretrained(out / "tiny").eval(), tokenizer
+    eos = tokenizer.eos_token_id
+    config = build_config(
+        shape,
+        tokenizer_vocab_size=len(tokenizer),
+        eos_id=eos,
+        pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
     )
     return Qwen2ForCausalLM(config).eval(), tokenizer
 
@@ -77,7 +73,7 @@ def run(model, tokenizer, config: EvalConfig) -> tuple[list[str], float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path)
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="cpu-small")
+    parser.add_argument("--shape", choices=SHAPES, default="cpu-small")
     parser.add_argument(
         "--tokenizer", help="a tokenizer directory, or 'sample' for the BPE trained on the sample"
     )
