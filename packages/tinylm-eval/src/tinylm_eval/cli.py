@@ -97,6 +97,10 @@ def _score(lm, tokenizer, identity: dict, config, out: Path) -> dict | None:
 def _load(model: Path, base: Path | None, trust_remote_code: bool, device: str):
     from tinylm_eval.models import load_model
 
+    if device == "cpu":
+        from tinylm_eval.cpu_allocator import keep_freed_memory
+
+        keep_freed_memory()
     return load_model(model, base=base, trust_remote_code=trust_remote_code, device=device)
 
 
@@ -280,10 +284,9 @@ def ppl(
 ) -> None:
     """Perplexity over packed shards with document masking."""
     _setup_logging()
-    from tinylm_eval.models import load_model
     from tinylm_eval.perplexity import ShardError, perplexity
 
-    lm, _, identity = load_model(model, base=base, device=device)
+    lm, _, identity = _load(model, base, False, device)
     try:
         result = perplexity(lm, data, batch_size=batch_size, max_blocks=max_blocks)
     except ShardError as error:
