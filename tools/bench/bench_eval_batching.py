@@ -7,17 +7,22 @@ Three runs of `evaluate()` over the authored sample (or `--data` in the official
 All three read the same prompt ids; predictions of every run must equal the one-at-a-time predictions.
 
 Usage: OMP_NUM_THREADS=1 uv run python tools/bench/bench_eval_batching.py [--model DIR] [--batch-size 16]
-       [--data ROOT --subjects mmlu:a+b,ceval:c --shots 5] [--shape cpu-small|tiny] [--tokenizer DIR]
-       [--repeat 3]
+       [--data ROOT --subjects mmlu:a+b,ceval:c --shots 5] [--questions N]
+       [--shape cpu-small|tinylm-0.5b|tiny] [--tokenizer DIR] [--modes one,batched,prefix] [--repeat 3]
 Without --model a random Qwen2 is built: `cpu-small` is tinylm-train's CPU shape (hidden 128, 4 layers,
-4 heads), `tiny` the test model (hidden 64, 2 layers). Its tokenizer is --tokenizer, else the Qwen1.5
-tokenizer found at ROOT/qwen1.5-tokenizer, else (or with `--tokenizer sample`) a 600-token BPE trained
-on the sample. Each mode runs --repeat times, interleaved; the fastest run of each counts.
+4 heads; the README's model), `tinylm-0.5b` the Qwen1.5-0.5B shape, `tiny` the test model (hidden 64,
+2 layers). Its tokenizer is --tokenizer, else the Qwen1.5 tokenizer found at ROOT/qwen1.5-tokenizer,
+else (or with `--tokenizer sample`) a 600-token BPE trained on the sample. `--questions N` scores only
+the first N questions of each subject (all exemplars kept), for models too slow to score whole
+subjects one at a time. Each mode runs --repeat times, interleaved; the fastest run of each counts.
+As the CLI does on CPU, glibc keeps freed buffers in the heap (`cpu_allocator`); `--glibc-defaults`
+measures without that.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 import tempfile
 import time
@@ -27,12 +32,14 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2ForCausalLM
 
+from tinylm_eval.cli import ALL_SPLITS as SPLITS
+from tinylm_eval.cpu_allocator import keep_freed_memory
 from tinylm_eval.data import SAMPLE_DIR
 from tinylm_eval.evaluate import EvalConfig, evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packages" / "tinylm-eval" / "tests"))
 
-SHAPES = ("cpu-small", "tiny")
+SHAPES = ("cpu-small", "tinylm-0.5b", "tiny")
 
 
 def build_model(shape: str, tokenizer_dir: Path | None, out: Path):
@@ -64,6 +71,28 @@ def build_model(shape: str, tokenizer_dir: Path | None, out: Path):
     return Qwen2ForCausalLM(config).eval(), tokenizer
 
 
+def first_questions(root: Path, chosen: dict[str, str], count: int, out: Path) -> Path:
+    """A copy of the chosen subjects under `out`: dev files whole, scored splits cut to `count` rows."""
+    from tinylm_eval.data import _file, list_subjects
+
+    for benchmark, split in SPLITS.items():
+        source = root / benchmark
+        subjects = chosen[benchmark].split("+") if benchmark in chosen else None
+        for subject in subjects or list_subjects(benchmark, source, split):
+            for part in ("dev", split):
+                path = _file(benchmark, source, part, subject)
+                target = out / benchmark / path.relative_to(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with path.open(newline="", encoding="utf-8") as f:
+                    rows = list(csv.reader(f))
+                if part == split:
+                    header = 0 if benchmark == "mmlu" else 1
+                    rows = rows[: header + count]
+                with target.open("w", newline="", encoding="utf-8") as f:
+                    csv.writer(f).writerows(rows)
+    return out
+
+
 def run(model, tokenizer, config: EvalConfig) -> tuple[list[str], float]:
     start = time.perf_counter()
     _, records = evaluate(model, tokenizer, config)
@@ -85,15 +114,27 @@ def main() -> None:
         "--subjects", help="comma-separated subjects per benchmark, e.g. mmlu:a+b,ceval:c"
     )
     parser.add_argument("--shots", type=int, default=5)
+    parser.add_argument(
+        "--questions", type=int, help="score only the first N questions of a subject"
+    )
+    parser.add_argument(
+        "--modes", default="one,batched,prefix", help="of one,batched,prefix; one is always run"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per mode; the fastest counts")
+    parser.add_argument("--glibc-defaults", action="store_true", help="leave malloc as it is")
     args = parser.parse_args()
+    tuned = False if args.glibc_defaults else keep_freed_memory()
     torch.set_num_threads(1)
     chosen = dict(item.split(":") for item in args.subjects.split(",")) if args.subjects else {}
+    wanted = ["one", *(m for m in args.modes.split(",") if m in ("batched", "prefix"))]
     with tempfile.TemporaryDirectory() as tmp:
+        data = args.data or SAMPLE_DIR
+        if args.questions:
+            data = first_questions(data, chosen, args.questions, Path(tmp) / "questions")
         if args.model:
             model = AutoModelForCausalLM.from_pretrained(args.model).eval()
             tokenizer = AutoTokenizer.from_pretrained(args.model)
-            print(f"model {args.model}")
+            print(f"model {args.model}, freed memory kept in the heap: {tuned}")
         else:
             tokenizer_dir = None if args.tokenizer in (None, "sample") else Path(args.tokenizer)
             qwen = args.data / "qwen1.5-tokenizer" if args.data else None
@@ -102,23 +143,25 @@ def main() -> None:
             model, tokenizer = build_model(args.shape, tokenizer_dir, Path(tmp))
             print(
                 f"random Qwen2 {args.shape}, tokenizer {tokenizer_dir.name if tokenizer_dir else 'sample BPE'}"
-                f" ({len(tokenizer)} tokens), batch {args.batch_size}, {args.shots} shots"
+                f" ({len(tokenizer)} tokens), batch {args.batch_size}, {args.shots} shots,"
+                f" freed memory kept in the heap: {tuned}"
             )
-        totals = {"one": 0.0, "batched": 0.0, "prefix": 0.0}
+        totals = dict.fromkeys(wanted, 0.0)
         questions = 0
-        for benchmark, split in (("mmlu", "test"), ("ceval", "val"), ("cmmlu", "test")):
-            root = (args.data or SAMPLE_DIR) / benchmark
+        for benchmark, split in SPLITS.items():
+            root = data / benchmark
             subjects = chosen[benchmark].split("+") if benchmark in chosen else None
             base = EvalConfig(
                 benchmark=benchmark, data_dir=root, split=split, subjects=subjects, shots=args.shots
             )
 
-            modes = {
+            every = {
                 "one": replace(base, batch_size=1, share_prefix=False),
                 "batched": replace(base, batch_size=args.batch_size, share_prefix=False),
                 "prefix": replace(base, batch_size=args.batch_size, share_prefix=True),
             }
-            run(model, tokenizer, modes["prefix"])  # warm-up
+            modes = {mode: every[mode] for mode in wanted}
+            run(model, tokenizer, every["prefix"])  # warm-up
             # why: the machine is shared; interleaved repeats, the fastest of each mode counts
             best: dict[str, float] = {}
             got: dict[str, list[str]] = {}
@@ -126,28 +169,32 @@ def main() -> None:
                 for mode, config in modes.items():
                     got[mode], seconds = run(model, tokenizer, config)
                     best[mode] = min(seconds, best.get(mode, seconds))
-            one, batched, prefix = got["one"], got["batched"], got["prefix"]
-            t_one, t_batched, t_prefix = best["one"], best["batched"], best["prefix"]
-            same = one == batched == prefix
-            n = len(one)
+            same = all(got[mode] == got["one"] for mode in wanted)
+            n = len(got["one"])
             print(
-                f"{benchmark:6s} {n:4d} questions: one-at-a-time {n / t_one:7.1f} q/s, "
-                f"batched({args.batch_size}) {n / t_batched:7.1f} q/s ({t_one / t_batched:4.1f}x), "
-                f"batched+prefix {n / t_prefix:7.1f} q/s ({t_one / t_prefix:4.1f}x), "
+                f"{benchmark:6s} {n:4d} questions: {_rates(n, best, args.batch_size)}, "
                 f"identical predictions: {same}",
                 flush=True,
             )
             if not same:
                 raise SystemExit("batched and one-at-a-time predictions differ")
-            for key, seconds in (("one", t_one), ("batched", t_batched), ("prefix", t_prefix)):
-                totals[key] += seconds
+            for mode in wanted:
+                totals[mode] += best[mode]
             questions += n
-        print(
-            f"all    {questions:4d} questions: one-at-a-time {questions / totals['one']:.1f} q/s, "
-            f"batched {questions / totals['batched']:.1f} q/s "
-            f"({totals['one'] / totals['batched']:.1f}x), batched+prefix "
-            f"{questions / totals['prefix']:.1f} q/s ({totals['one'] / totals['prefix']:.1f}x)"
-        )
+        print(f"all    {questions:4d} questions: {_rates(questions, totals, args.batch_size)}")
+
+
+def _rates(questions: int, seconds: dict[str, float], batch_size: int) -> str:
+    """Questions/s of each mode, and each batched mode's speed-up over one at a time."""
+    labels = {"batched": f"batched({batch_size})", "prefix": "batched+prefix"}
+    parts = [f"one-at-a-time {questions / seconds['one']:7.1f} q/s"]
+    for mode, label in labels.items():
+        if mode in seconds:
+            parts.append(
+                f"{label} {questions / seconds[mode]:7.1f} q/s "
+                f"({seconds['one'] / seconds[mode]:4.1f}x)"
+            )
+    return ", ".join(parts)
 
 
 if __name__ == "__main__":
