@@ -187,11 +187,11 @@ def main() -> None:
 def _rates(questions: int, seconds: dict[str, float], batch_size: int) -> str:
     """Questions/s of each mode, and each batched mode's speed-up over one at a time."""
     labels = {"batched": f"batched({batch_size})", "prefix": "batched+prefix"}
-    parts = [f"one-at-a-time {questions / seconds['one']:7.1f} q/s"]
+    parts = [f"one-at-a-time {questions / seconds['one']:8.2f} q/s"]
     for mode, label in labels.items():
         if mode in seconds:
             parts.append(
-                f"{label} {questions / seconds[mode]:7.1f} q/s "
+                f"{label} {questions / seconds[mode]:8.2f} q/s "
                 f"({seconds['one'] / seconds[mode]:4.1f}x)"
             )
     return ", ".join(parts)
