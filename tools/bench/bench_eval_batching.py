@@ -45,8 +45,8 @@ SHAPES = ("cpu-small", "tinylm-0.5b", "tiny")
 def build_model(shape: str, tokenizer_dir: Path | None, out: Path):
     """A random Qwen2 of `shape` with the tokenizer of `tokenizer_dir` (or one trained on the sample).
 
-    "cpu-small" is built by tinylm-train itself (the model the README's first command trains),
-    "tiny" by the eval tests' own helper, so neither shape is restated here.
+    "cpu-small" (the model the README's first command trains) and "tinylm-0.5b" are built by
+    tinylm-train itself, "tiny" by the eval tests' own helper, so no shape is restated here.
     """
     from eval_test_helpers import save_tiny_qwen2, train_tokenizer
 
