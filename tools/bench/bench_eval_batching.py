@@ -71,14 +71,13 @@ def build_model(shape: str, tokenizer_dir: Path | None, out: Path):
     return Qwen2ForCausalLM(config).eval(), tokenizer
 
 
-def first_questions(root: Path, chosen: dict[str, str], count: int, out: Path) -> Path:
+def first_questions(root: Path, chosen: dict[str, list[str]], count: int, out: Path) -> Path:
     """A copy of the chosen subjects under `out`: dev files whole, scored splits cut to `count` rows."""
     from tinylm_eval.data import _file, list_subjects
 
     for benchmark, split in SPLITS.items():
         source = root / benchmark
-        subjects = chosen[benchmark].split("+") if benchmark in chosen else None
-        for subject in subjects or list_subjects(benchmark, source, split):
+        for subject in chosen.get(benchmark) or list_subjects(benchmark, source, split):
             for part in ("dev", split):
                 path = _file(benchmark, source, part, subject)
                 target = out / benchmark / path.relative_to(source)
@@ -125,8 +124,16 @@ def main() -> None:
     args = parser.parse_args()
     tuned = False if args.glibc_defaults else keep_freed_memory()
     torch.set_num_threads(1)
-    chosen = dict(item.split(":") for item in args.subjects.split(",")) if args.subjects else {}
-    wanted = ["one", *(m for m in args.modes.split(",") if m in ("batched", "prefix"))]
+    chosen = {
+        benchmark: names.split("+")
+        for benchmark, names in (
+            item.split(":") for item in (args.subjects or "").split(",") if item
+        )
+    }
+    unknown = set(args.modes.split(",")) - {"one", "batched", "prefix"}
+    if unknown:
+        parser.error(f"unknown --modes {', '.join(sorted(unknown))}: of one, batched, prefix")
+    wanted = ["one", *(m for m in ("batched", "prefix") if m in args.modes.split(","))]
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or SAMPLE_DIR
         if args.questions:
@@ -150,9 +157,12 @@ def main() -> None:
         questions = 0
         for benchmark, split in SPLITS.items():
             root = data / benchmark
-            subjects = chosen[benchmark].split("+") if benchmark in chosen else None
             base = EvalConfig(
-                benchmark=benchmark, data_dir=root, split=split, subjects=subjects, shots=args.shots
+                benchmark=benchmark,
+                data_dir=root,
+                split=split,
+                subjects=chosen.get(benchmark),
+                shots=args.shots,
             )
 
             every = {
