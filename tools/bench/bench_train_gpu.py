@@ -23,7 +23,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
 QWEN_VOCAB = 151646
 
 
@@ -52,11 +51,9 @@ def main() -> int:
         return 2
     import torch.nn.attention.varlen  # noqa: F401  (fails here, not mid-run, if missing)
 
+    from tinylm_shards.testing import write_dataset
     from tinylm_train.config import load_config
     from tinylm_train.pretrain import run_pretrain
-
-    sys.path.insert(0, str(REPO / "packages" / "tinylm-train" / "tests"))
-    from shard_factory import write_dataset
 
     for key, value in {
         "RANK": "0",

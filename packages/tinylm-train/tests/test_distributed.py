@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from shard_factory import write_dataset
+
+from tinylm_shards.testing import write_dataset
 
 BIN = Path(sys.executable).parent
 PER_DEVICE = 4

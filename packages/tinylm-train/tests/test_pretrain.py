@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from shard_factory import write_dataset
 
+from tinylm_shards.testing import write_dataset
 from tinylm_train.config import load_config
 from tinylm_train.pretrain import run_pretrain
 

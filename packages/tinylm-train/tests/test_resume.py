@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from shard_factory import write_dataset
+
+from tinylm_shards.testing import write_dataset
 
 ENTRY = Path(sys.executable).with_name("tinylm-train")
 STEPS = 60

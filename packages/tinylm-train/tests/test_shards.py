@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 import pytest
-from shard_factory import write_dataset
 
+from tinylm_shards.testing import write_dataset
 from tinylm_train.shards import ShardError, ShardReader, load_manifest
 
 

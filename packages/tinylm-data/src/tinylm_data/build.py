@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tinylm_shards import write_manifest
+
 from . import __version__
 from .assemble import LENGTH_BINS, Assembler
 from .atomic import remove_temporaries, write_json, write_text
 from .config import BuildConfig
 from .fingerprint import code_fingerprint, file_fingerprint, version_id
-from .shards import SCHEMA_VERSION
 from .tasks import Task, TaskRunner, load_finished
 from .tokenizer import LoadedTokenizer
 from .work import WorkerSetup
@@ -290,9 +291,7 @@ def run_build(
         plot_lengths(assembled.length_histograms, LENGTH_BINS, staging / "plots" / "lengths.png")
     except Exception as exc:  # a plot must never cost the user the build
         logger.warning("could not draw plots: %s", exc)
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "format": "tinylm-packed-blocks",
+    manifest_fields = {
         "name": config.name,
         "version": version,
         "created_by": {
@@ -320,7 +319,7 @@ def run_build(
         "rejects": [f"rejects/{name}" for name in assembled.reject_files],
         "shards": assembled.shards,
     }
-    write_json(staging / "manifest.json", manifest)
+    manifest = write_manifest(staging, manifest_fields).raw
     os.replace(staging, out_dir)
     write_text(dataset_dir / "LATEST", version + "\n")
     if not options.keep_work:

@@ -1,56 +1,41 @@
-"""Reading a built dataset back: manifest, checksums, and one block decoded with its boundaries."""
+"""Reading a built dataset back: manifest, checksums, and one block decoded with its boundaries.
+
+The checks are the contract's own (tinylm_shards); this module keeps the plain-dict view the
+`inspect` command prints.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
+import tinylm_shards
+from tinylm_shards import ShardError as DatasetError
 
-from .atomic import file_sha256
-from .shards import SCHEMA_VERSION
-
-
-class DatasetError(ValueError):
-    """A dataset directory that is missing, incomplete or of an unknown schema."""
+__all__ = [
+    "DatasetError",
+    "DecodedSegment",
+    "decode_block",
+    "load_manifest",
+    "read_block",
+    "resolve_dataset_dir",
+    "verify_shards",
+]
 
 
 def resolve_dataset_dir(path: Path) -> Path:
     """A version directory, or OUT/<name> whose LATEST names one."""
-    if (path / "manifest.json").is_file():
-        return path
-    latest = path / "LATEST"
-    if latest.is_file():
-        version_dir = path / latest.read_text().strip()
-        if (version_dir / "manifest.json").is_file():
-            return version_dir
-        raise DatasetError(f"{latest} names {version_dir.name}, which has no manifest.json")
-    raise DatasetError(f"{path} holds neither a manifest.json nor a LATEST pointer")
+    return tinylm_shards.resolve_version_dir(path)
 
 
 def load_manifest(directory: Path) -> dict:
-    manifest = json.loads((directory / "manifest.json").read_text())
-    version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise DatasetError(
-            f"{directory} has shard schema version {version!r}; this tinylm-data reads {SCHEMA_VERSION}"
-        )
-    return manifest
+    """The checked manifest.json of `directory`, as the dict it was written as."""
+    return tinylm_shards.load_manifest(directory).raw
 
 
 def verify_shards(directory: Path, manifest: dict) -> list[str]:
     """Problems found (empty when every shard is present with its recorded size and sha256)."""
-    problems = []
-    for shard in manifest["shards"]:
-        path = directory / shard["path"]
-        if not path.is_file():
-            problems.append(f"missing shard {shard['path']}")
-        elif path.stat().st_size != shard["bytes"]:
-            problems.append(f"{shard['path']}: size {path.stat().st_size} != {shard['bytes']}")
-        elif file_sha256(path) != shard["sha256"]:
-            problems.append(f"{shard['path']}: sha256 mismatch")
-    return problems
+    return tinylm_shards.dataset_problems(tinylm_shards.parse_manifest(directory, manifest))
 
 
 @dataclass
@@ -62,15 +47,20 @@ class DecodedSegment:
 
 
 def read_block(directory: Path, manifest: dict, index: int) -> dict:
-    """Row `index` over all shards, in manifest order."""
+    """Row `index` over all shards, in manifest order (negative counts from the end)."""
+    reader = tinylm_shards.DatasetReader(directory, verify=False, doc_ids=True)
     if index < 0:
-        index += manifest["num_blocks"]
-    for shard in manifest["shards"]:
-        if index < shard["rows"]:
-            table = pq.read_table(directory / shard["path"]).slice(index, 1)
-            return table.to_pylist()[0]
-        index -= shard["rows"]
-    raise DatasetError(f"block index out of range: the dataset has {manifest['num_blocks']} blocks")
+        index += reader.num_blocks
+    if not 0 <= index < reader.num_blocks:
+        raise DatasetError(f"block index out of range: the dataset has {reader.num_blocks} blocks")
+    block = reader.block(index)
+    return {
+        "input_ids": block.input_ids.tolist(),
+        "doc_offsets": block.doc_offsets.tolist(),
+        "num_tokens": block.num_tokens,
+        "doc_ids": list(block.doc_ids),
+        "is_partial": block.is_partial,
+    }
 
 
 def decode_block(directory: Path, block: dict) -> list[DecodedSegment]:

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from tinylm_shards import IGNORE_INDEX, cu_seqlens, labels, position_ids
 from tinylm_train.shards import Block
 
-IGNORE_INDEX = -100
+__all__ = ["IGNORE_INDEX", "collate_blocks"]
 
 
 def collate_blocks(blocks: Sequence[Block]) -> dict[str, torch.Tensor | int]:
@@ -26,27 +27,14 @@ def collate_blocks(blocks: Sequence[Block]) -> dict[str, torch.Tensor | int]:
                     padding included as its own segments so the ends line up with B*T.
       max_seqlen    int, the longest segment.
     """
-    rows = len(blocks)
     block_size = len(blocks[0].input_ids)
     input_ids = np.stack([b.input_ids for b in blocks]).astype(np.int64)
-    labels = np.full((rows, block_size), IGNORE_INDEX, dtype=np.int64)
-    position_ids = np.zeros((rows, block_size), dtype=np.int64)
-    cu: list[int] = [0]
-    for r, block in enumerate(blocks):
-        offsets = block.doc_offsets.astype(np.int64)
-        bounds = list(offsets)
-        if bounds[-1] < block_size:
-            bounds.append(block_size)  # padding tail: its own pseudo-segment, no labels
-        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-            position_ids[r, start:end] = np.arange(end - start)
-            cu.append(r * block_size + end)
-        for start, end in zip(offsets[:-1], offsets[1:], strict=True):
-            labels[r, start + 1 : end] = input_ids[r, start + 1 : end]
-    seqlens = np.diff(cu)
+    offsets = [b.doc_offsets for b in blocks]
+    cu = cu_seqlens(offsets, block_size)
     return {
         "input_ids": torch.from_numpy(input_ids),
-        "labels": torch.from_numpy(labels),
-        "position_ids": torch.from_numpy(position_ids),
-        "cu_seqlens": torch.tensor(cu, dtype=torch.int32),
-        "max_seqlen": int(seqlens.max()),
+        "labels": torch.from_numpy(labels(input_ids, offsets)),
+        "position_ids": torch.from_numpy(position_ids(offsets, block_size)),
+        "cu_seqlens": torch.from_numpy(cu),
+        "max_seqlen": int(np.diff(cu).max()),
     }

@@ -1,0 +1,59 @@
+"""The TinyLM shard contract as code: format names and schemas, manifest, writer, reader, segments.
+
+Writers (tinylm-data) and readers (tinylm-train, tinylm-eval) share this package instead of
+each keeping a copy of the format. docs/shard-format.md describes it in words.
+"""
+
+from importlib.metadata import version as _version
+
+from .block import Block, check_row
+from .errors import ShardError
+from .formats import FORMATS, PACKED_BLOCKS, PREFERENCE_PAIRS, SFT_BLOCKS, ShardFormat, format_named
+from .manifest import (
+    LATEST,
+    MANIFEST,
+    Manifest,
+    load_manifest,
+    parse_manifest,
+    resolve_version_dir,
+    write_manifest,
+)
+from .reader import DatasetReader, ShardFile
+from .segments import IGNORE_INDEX, cu_seqlens, labels, position_ids, segment_bounds
+from .verify import dataset_problems, shard_problems, verify_shards
+from .writer import PARQUET_OPTIONS, ROW_GROUP_SIZE, ShardWriter
+
+__version__ = _version("tinylm-shards")
+
+__all__ = [
+    "FORMATS",
+    "IGNORE_INDEX",
+    "LATEST",
+    "MANIFEST",
+    "PACKED_BLOCKS",
+    "PARQUET_OPTIONS",
+    "PREFERENCE_PAIRS",
+    "ROW_GROUP_SIZE",
+    "SFT_BLOCKS",
+    "Block",
+    "DatasetReader",
+    "Manifest",
+    "ShardError",
+    "ShardFile",
+    "ShardFormat",
+    "ShardWriter",
+    "__version__",
+    "check_row",
+    "cu_seqlens",
+    "dataset_problems",
+    "format_named",
+    "labels",
+    "load_manifest",
+    "parse_manifest",
+    "position_ids",
+    "resolve_version_dir",
+    "segment_bounds",
+    "shard_problems",
+    "verify_shards",
+    "write_manifest",
+]

@@ -1,0 +1,78 @@
+"""Format names and their Arrow schemas, each with its own schema version.
+
+A manifest names one format and that format's schema version. Readers accept only the formats
+they were written for and refuse the rest with the name they found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from .errors import ShardError
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShardFormat:
+    name: str
+    """The manifest's `format` value."""
+    schema_version: int
+    """The manifest's `schema_version` for this format; bumped when old readers would misread."""
+    schema: pa.Schema
+    """The columns every shard of the format has (a writer may add per-token columns)."""
+    token_columns: tuple[str, ...]
+    """List columns with one value per token slot: their length is the manifest's block_size."""
+
+
+_BLOCK_COLUMNS = [
+    ("input_ids", pa.list_(pa.int32())),
+    ("doc_offsets", pa.list_(pa.int32())),
+    ("num_tokens", pa.int32()),
+    ("doc_ids", pa.list_(pa.string())),
+    ("is_partial", pa.bool_()),
+]
+
+PACKED_BLOCKS = ShardFormat(
+    name="tinylm-packed-blocks",
+    schema_version=1,
+    schema=pa.schema(_BLOCK_COLUMNS),
+    token_columns=("input_ids",),
+)
+"""Pretraining blocks: documents packed into rows of block_size tokens (docs/shard-format.md)."""
+
+SFT_BLOCKS = ShardFormat(
+    name="tinylm-sft-blocks",
+    schema_version=1,
+    schema=pa.schema([*_BLOCK_COLUMNS, ("loss_mask", pa.list_(pa.int8()))]),
+    token_columns=("input_ids", "loss_mask"),
+)
+"""Packed conversations: packed blocks plus `loss_mask` (1 where a token is trained on).
+Declared for the coming SFT recipe; no package writes or reads it yet."""
+
+PREFERENCE_PAIRS = ShardFormat(
+    name="tinylm-preference-pairs",
+    schema_version=1,
+    schema=pa.schema(
+        [
+            ("pair_id", pa.string()),
+            ("chosen_ids", pa.list_(pa.int32())),
+            ("rejected_ids", pa.list_(pa.int32())),
+            ("chosen_prompt_length", pa.int32()),
+            ("rejected_prompt_length", pa.int32()),
+        ]
+    ),
+    token_columns=(),
+)
+"""One preference pair per row: both answers after the same prompt, the prompt's token count
+in each. Declared for the coming DPO recipe; no package writes or reads it yet."""
+
+FORMATS = {f.name: f for f in (PACKED_BLOCKS, SFT_BLOCKS, PREFERENCE_PAIRS)}
+
+
+def format_named(name: object) -> ShardFormat:
+    """The declared format called `name`."""
+    try:
+        return FORMATS[name]  # type: ignore[index]
+    except (KeyError, TypeError):
+        raise ShardError(f"unknown shard format {name!r}; known: {sorted(FORMATS)}") from None

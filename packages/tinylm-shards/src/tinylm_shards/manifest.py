@@ -1,0 +1,144 @@
+"""manifest.json: find it (a version directory, or OUT/<name> through LATEST), check it, write it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._atomic import atomic_path
+from .errors import ShardError
+from .formats import PACKED_BLOCKS, ShardFormat, format_named
+
+MANIFEST = "manifest.json"
+LATEST = "LATEST"
+SHARD_FIELDS = ("path", "rows", "bytes", "sha256")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """A checked manifest.json: the fields readers rely on, and the whole file as `raw`."""
+
+    root: Path
+    """The version directory holding manifest.json."""
+    format: ShardFormat
+    schema_version: int
+    name: str
+    version: str
+    block_size: int
+    vocab_size: int
+    eos_id: int
+    pad_id: int
+    shards: tuple[dict, ...]
+    """One entry per shard file, in dataset order: path (relative to root), rows, bytes, sha256."""
+    raw: dict
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return self.root / "tokenizer"
+
+    @property
+    def num_blocks(self) -> int:
+        return sum(int(s["rows"]) for s in self.shards)
+
+
+def resolve_version_dir(data: str | Path) -> Path:
+    """A version directory (has manifest.json) as is; `OUT/<name>` through its LATEST file."""
+    path = Path(data)
+    if (path / MANIFEST).is_file():
+        return path
+    latest = path / LATEST
+    if latest.is_file():
+        version = latest.read_text(encoding="utf-8").strip()
+        target = path / version
+        if not (target / MANIFEST).is_file():
+            raise ShardError(f"{latest} names {version!r}, which has no {MANIFEST}")
+        return target
+    raise ShardError(f"{path} holds neither a {MANIFEST} nor a {LATEST} pointer: not a dataset")
+
+
+def load_manifest(
+    data: str | Path, *, formats: Sequence[ShardFormat] = (PACKED_BLOCKS,)
+) -> Manifest:
+    """Read and check manifest.json; refuse a format outside `formats` or an unknown schema version."""
+    root = resolve_version_dir(data)
+    path = root / MANIFEST
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ShardError(f"{path} is not valid JSON: {exc}") from None
+    return parse_manifest(root, raw, formats=formats)
+
+
+def write_manifest(
+    directory: Path, fields: Mapping[str, Any], *, format: ShardFormat = PACKED_BLOCKS
+) -> Manifest:
+    """Write directory/manifest.json atomically: `format`'s name and schema version, then `fields`.
+
+    The result is checked as a reader would check it, so a writer cannot publish what readers refuse.
+    """
+    clash = {"schema_version", "format"} & set(fields)
+    if clash:
+        raise ValueError(f"{sorted(clash)} come from the format, not from the fields")
+    raw = {"schema_version": format.schema_version, "format": format.name, **fields}
+    manifest = parse_manifest(directory, raw, formats=(format,))
+    with atomic_path(directory / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return manifest
+
+
+def parse_manifest(
+    root: Path, raw: Any, *, formats: Sequence[ShardFormat] = (PACKED_BLOCKS,)
+) -> Manifest:
+    """Check the content of root/manifest.json, already read as `raw`."""
+    where = root / MANIFEST
+    if not isinstance(raw, dict):
+        raise ShardError(f"{where}: expected a JSON object, found {type(raw).__name__}")
+    name = raw.get("format")
+    if name not in {f.name for f in formats}:
+        readable = [f.name for f in formats]
+        if name in (None, ""):
+            raise ShardError(f"{where} lacks the field 'format'; this reader reads {readable}")
+        format_named(name)  # an unknown name gets its own message
+        raise ShardError(f"{where} has format {name!r}; this reader reads {readable} only")
+    shard_format = format_named(name)
+    schema = raw.get("schema_version")
+    if schema != shard_format.schema_version:
+        raise ShardError(
+            f"{where} has schema_version {schema!r}; this reader reads {shard_format.name} "
+            f"schema_version {shard_format.schema_version} only (upgrade the reader or rebuild)"
+        )
+    shards = _field(where, raw, "shards", list)
+    for k, shard in enumerate(shards):
+        if not isinstance(shard, dict):
+            raise ShardError(f"{where}: shards[{k}] is not an object")
+        for key, kind in zip(SHARD_FIELDS, (str, int, int, str), strict=True):
+            _field(where, shard, key, kind, prefix=f"shards[{k}].")
+    tokenizer = _field(where, raw, "tokenizer", dict)
+    return Manifest(
+        root=root,
+        format=shard_format,
+        schema_version=schema,
+        name=_field(where, raw, "name", str),
+        version=_field(where, raw, "version", str),
+        block_size=_field(where, raw, "block_size", int),
+        vocab_size=_field(where, tokenizer, "vocab_size", int, prefix="tokenizer."),
+        eos_id=_field(where, tokenizer, "eos_id", int, prefix="tokenizer."),
+        pad_id=_field(where, tokenizer, "pad_id", int, prefix="tokenizer."),
+        shards=tuple(shards),
+        raw=raw,
+    )
+
+
+def _field(where: Path, data: dict, key: str, kind: type, *, prefix: str = "") -> Any:
+    if key not in data:
+        raise ShardError(f"{where} lacks the field '{prefix}{key}'")
+    value = data[key]
+    # why: bool is an int subclass, and `"rows": true` is a broken manifest, not one row
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ShardError(
+            f"{where}: '{prefix}{key}' must be {kind.__name__}, found {type(value).__name__}"
+        )
+    return value

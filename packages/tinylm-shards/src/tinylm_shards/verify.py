@@ -1,0 +1,43 @@
+"""Checking shard files against their manifest: present, same size, same SHA-256, same row count.
+
+A distributed reader runs this once per dataset (one process per node, say), not on every rank.
+"""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+
+from ._atomic import sha256_file
+from .errors import ShardError
+from .manifest import Manifest
+
+
+def shard_problems(manifest: Manifest, shard: dict) -> list[str]:
+    """What is wrong with one shard of `manifest` (empty when nothing is)."""
+    path = manifest.root / shard["path"]
+    if not path.is_file():
+        return [f"missing shard {path}"]
+    size = path.stat().st_size
+    if size != shard["bytes"]:
+        return [f"{path} has {size} bytes, the manifest says {shard['bytes']}"]
+    actual = sha256_file(path)
+    if actual != shard["sha256"]:
+        return [
+            f"checksum mismatch for {path}: sha256 {actual}, the manifest says {shard['sha256']}"
+        ]
+    rows = pq.ParquetFile(path).metadata.num_rows
+    if rows != shard["rows"]:
+        return [f"{path} has {rows} rows, the manifest says {shard['rows']}"]
+    return []
+
+
+def dataset_problems(manifest: Manifest) -> list[str]:
+    """Every problem of every shard, in manifest order."""
+    return [p for shard in manifest.shards for p in shard_problems(manifest, shard)]
+
+
+def verify_shards(manifest: Manifest) -> None:
+    """Raise ShardError listing every problem when any shard fails its checks."""
+    problems = dataset_problems(manifest)
+    if problems:
+        raise ShardError("; ".join(problems))
