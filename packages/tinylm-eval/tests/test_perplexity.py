@@ -9,49 +9,28 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from tinylm_eval.perplexity import ShardError, block_inputs, nll_of_blocks, perplexity
+from tinylm_shards.testing import write_dataset as write_shards
 
 BLOCK = 16
 DOCS = [[3, 4, 5, 6, 0], [7, 8, 9, 0], [10, 11, 12, 13, 14, 0]]  # 15 real tokens, one pad slot
 
 
-def write_dataset(root, schema_version=1):
-    version = root / "v-0000000000000000"
-    (version / "shards").mkdir(parents=True)
-    ids = [t for d in DOCS for t in d]
-    offsets = [0, 5, 9, 15]
-    table = pa.table(
-        {
-            "input_ids": [ids + [0] * (BLOCK - len(ids))],
-            "doc_offsets": [offsets],
-            "num_tokens": pa.array([15], pa.int32()),
-            "doc_ids": [["a", "b", "c"]],
-            "is_partial": [True],
-        }
+def write_dataset(root, documents=DOCS, **options):
+    """OUT/<name> as root: one partial block of the three documents unless told otherwise."""
+    return write_shards(
+        root.parent,
+        name=root.name,
+        documents=documents,
+        block_size=BLOCK,
+        vocab_size=100,
+        tokenizer=False,
+        **options,
     )
-    shard = version / "shards" / "part-00000.parquet"
-    pq.write_table(table, shard)
-    manifest = {
-        "schema_version": schema_version,
-        "name": "t",
-        "version": version.name,
-        "block_size": BLOCK,
-        "tokenizer": {"vocab_size": 100, "eos_id": 0, "pad_id": 0},
-        "shards": [
-            {
-                "path": "shards/part-00000.parquet",
-                "rows": 1,
-                "sha256": hashlib.sha256(shard.read_bytes()).hexdigest(),
-            }
-        ],
-    }
-    (version / "manifest.json").write_text(json.dumps(manifest))
-    (root / "LATEST").write_text(version.name)
-    return version
 
 
 def test_labels_skip_document_starts_and_padding():
     positions, labels = block_inputs([1, 2, 3, 4, 0, 0], [0, 2, 4])
-    assert positions == [0, 1, 0, 1, 0, 0]
+    assert positions == [0, 1, 0, 1, 0, 1]  # padding is a segment of its own
     assert labels == [-100, 2, -100, 4, -100, -100]
 
 
@@ -81,11 +60,54 @@ def test_packed_perplexity_equals_documents_scored_one_by_one(model, tmp_path):
 
 
 def test_unknown_schema_and_bad_checksum_are_refused(model, tmp_path):
-    write_dataset(tmp_path / "future", schema_version=2)
+    write_dataset(tmp_path / "future", manifest_overrides={"schema_version": 2})
     with pytest.raises(ShardError, match="schema_version 2"):
         perplexity(model, tmp_path / "future")
     version = write_dataset(tmp_path / "corrupt")
     shard = version / "shards" / "part-00000.parquet"
     shard.write_bytes(shard.read_bytes() + b"x")
-    with pytest.raises(ShardError, match="sha256"):
+    with pytest.raises(ShardError, match="bytes, the manifest says"):
         perplexity(model, tmp_path / "corrupt")
+    version = write_dataset(tmp_path / "tampered")
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["shards"][0]["sha256"] = "f" * 64
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ShardError, match="checksum mismatch"):
+        perplexity(model, tmp_path / "tampered")
+
+
+def test_another_format_is_refused(model, tmp_path):
+    write_dataset(tmp_path / "sft", manifest_overrides={"format": "tinylm-sft-blocks"})
+    with pytest.raises(ShardError, match="format 'tinylm-sft-blocks'"):
+        perplexity(model, tmp_path / "sft")
+    write_dataset(tmp_path / "unnamed", manifest_overrides={"format": None})
+    with pytest.raises(ShardError, match="lacks the field 'format'"):
+        perplexity(model, tmp_path / "unnamed")
+
+
+def test_offsets_that_do_not_increase_are_refused(model, tmp_path):
+    version = write_dataset(tmp_path / "bad")
+    shard = version / "shards" / "part-00000.parquet"
+    table = pq.read_table(shard)
+    offsets = pa.array([[0, 5, 5, 9, 15]], pa.list_(pa.int32()))
+    table = table.set_column(1, "doc_offsets", offsets)
+    pq.write_table(table, shard)
+    manifest = json.loads((version / "manifest.json").read_text())
+    manifest["shards"][0] |= {
+        "bytes": shard.stat().st_size,
+        "sha256": hashlib.sha256(shard.read_bytes()).hexdigest(),
+    }
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ShardError, match="increase strictly"):
+        perplexity(model, tmp_path / "bad")
+
+
+def test_reading_stops_at_max_blocks(model, tmp_path):
+    # Two blocks, one per shard; the second shard is corrupt, so touching it at all fails.
+    version = write_dataset(tmp_path / "two", documents=DOCS * 2, rows_per_shard=1)
+    second = version / "shards" / "part-00001.parquet"
+    second.write_bytes(b"not parquet")
+    result = perplexity(model, tmp_path / "two", max_blocks=1, batch_size=1)
+    assert result["blocks"] == 1 and result["tokens"] > 0
+    with pytest.raises(ShardError, match="part-00001"):
+        perplexity(model, tmp_path / "two")

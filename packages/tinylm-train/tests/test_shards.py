@@ -22,7 +22,7 @@ def test_reads_latest_from_the_name_directory(dataset):
 
 
 def test_unknown_schema_version_is_refused(tmp_path):
-    root = write_dataset(tmp_path, schema_version=2)
+    root = write_dataset(tmp_path, manifest_overrides={"schema_version": 2})
     with pytest.raises(ShardError, match="schema_version 2"):
         ShardReader(root, seed=0)
 
@@ -36,7 +36,7 @@ def test_checksum_mismatch_is_refused(dataset):
 
 
 def test_not_a_dataset(tmp_path):
-    with pytest.raises(ShardError, match="neither manifest.json nor LATEST"):
+    with pytest.raises(ShardError, match="neither a manifest.json nor a LATEST"):
         load_manifest(tmp_path)
 
 
@@ -80,3 +80,19 @@ def test_blocks_follow_the_contract(dataset):
         block = reader.block(i)
         assert block.input_ids.shape == (64,)
         assert block.doc_offsets[0] == 0 and np.all(np.diff(block.doc_offsets) > 0)
+
+
+def test_unverified_reader_skips_the_checksums_but_not_the_row_checks(dataset):
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    manifest["shards"][0]["sha256"] = "f" * 64
+    (dataset / "manifest.json").write_text(json.dumps(manifest))
+    reader = ShardReader(dataset, seed=0, verify=False)  # a rank whose node already verified
+    assert reader.block(0).input_ids.shape == (64,)
+
+
+def test_the_test_tokenizer_loads_with_transformers(dataset):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(dataset / "tokenizer")
+    assert tokenizer("w1 w7 w99")["input_ids"] == [1, 7, 99]
+    assert tokenizer.eos_token_id == tokenizer.pad_token_id == 0
