@@ -10,7 +10,7 @@ from typing import Any
 
 from ._atomic import atomic_path
 from .errors import ShardError
-from .formats import PACKED_BLOCKS, ShardFormat, format_named
+from .formats import FORMATS, PACKED_BLOCKS, ShardFormat, format_named
 
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
@@ -101,7 +101,8 @@ def parse_manifest(
         readable = [f.name for f in formats]
         if name in (None, ""):
             raise ShardError(f"{where} lacks the field 'format'; this reader reads {readable}")
-        format_named(name)  # an unknown name gets its own message
+        if name not in FORMATS:
+            raise ShardError(f"{where} has unknown format {name!r}; known: {sorted(FORMATS)}")
         raise ShardError(f"{where} has format {name!r}; this reader reads {readable} only")
     shard_format = format_named(name)
     schema = raw.get("schema_version")
