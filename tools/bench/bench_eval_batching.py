@@ -1,6 +1,6 @@
 """Questions/s of batched answer-letter scoring against one question at a time, same model, same predictions.
 
-Three runs of `evaluate()` over the authored sample (or `--data` in the official layout):
+Three runs of each benchmark task's `evaluate()` over the authored sample (or `--data` in the official layout):
   one-at-a-time   batch 1, every full prompt through the model (the seed's way)
   batched         batch N, full prompts right-padded
   batched+prefix  batch N, each subject's header + exemplars run once (key/value cache reused)
@@ -32,10 +32,10 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2ForCausalLM
 
-from tinylm_eval.cli import ALL_SPLITS as SPLITS
 from tinylm_eval.cpu_allocator import keep_freed_memory
 from tinylm_eval.data import SAMPLE_DIR
-from tinylm_eval.evaluate import EvalConfig, evaluate
+from tinylm_eval.models.hf import HFModel
+from tinylm_eval.tasks import ChoiceConfig, multiple_choice_tasks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packages" / "tinylm-eval" / "tests"))
 
@@ -73,13 +73,11 @@ def build_model(shape: str, tokenizer_dir: Path | None, out: Path):
 
 def first_questions(root: Path, chosen: dict[str, list[str]], count: int, out: Path) -> Path:
     """A copy of the chosen subjects under `out`: dev files whole, scored splits cut to `count` rows."""
-    from tinylm_eval.data import _file, list_subjects
-
-    for benchmark, split in SPLITS.items():
-        source = root / benchmark
-        for subject in chosen.get(benchmark) or list_subjects(benchmark, source, split):
+    for benchmark, task in multiple_choice_tasks().items():
+        source, split = root / benchmark, task.split
+        for subject in chosen.get(benchmark) or task.layout.subjects(source, split):
             for part in ("dev", split):
-                path = _file(benchmark, source, part, subject)
+                path = task.layout.path(source, part, subject)
                 target = out / benchmark / path.relative_to(source)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with path.open(newline="", encoding="utf-8") as f:
@@ -92,9 +90,9 @@ def first_questions(root: Path, chosen: dict[str, list[str]], count: int, out: P
     return out
 
 
-def run(model, tokenizer, config: EvalConfig) -> tuple[list[str], float]:
+def run(model: HFModel, task, config: ChoiceConfig) -> tuple[list[str], float]:
     start = time.perf_counter()
-    _, records = evaluate(model, tokenizer, config)
+    _, records = task.evaluate(model, config)
     return [r["prediction"] for r in records], time.perf_counter() - start
 
 
@@ -155,12 +153,12 @@ def main() -> None:
             )
         totals = dict.fromkeys(wanted, 0.0)
         questions = 0
-        for benchmark, split in SPLITS.items():
+        lm = HFModel(model, tokenizer)
+        for benchmark, task in multiple_choice_tasks().items():
             root = data / benchmark
-            base = EvalConfig(
-                benchmark=benchmark,
+            base = ChoiceConfig(
                 data_dir=root,
-                split=split,
+                split=task.split,
                 subjects=chosen.get(benchmark),
                 shots=args.shots,
             )
@@ -171,13 +169,13 @@ def main() -> None:
                 "prefix": replace(base, batch_size=args.batch_size, share_prefix=True),
             }
             modes = {mode: every[mode] for mode in wanted}
-            run(model, tokenizer, every["prefix"])  # warm-up
+            run(lm, task, every["prefix"])  # warm-up
             # why: the machine is shared; interleaved repeats, the fastest of each mode counts
             best: dict[str, float] = {}
             got: dict[str, list[str]] = {}
             for _ in range(args.repeat):
                 for mode, config in modes.items():
-                    got[mode], seconds = run(model, tokenizer, config)
+                    got[mode], seconds = run(lm, task, config)
                     best[mode] = min(seconds, best.get(mode, seconds))
             same = all(got[mode] == got["one"] for mode in wanted)
             n = len(got["one"])

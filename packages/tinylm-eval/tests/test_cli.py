@@ -1,5 +1,8 @@
 import json
+import subprocess
+import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from tinylm_eval.cli import app
@@ -90,10 +93,10 @@ def test_all_scores_the_three_benchmarks_of_an_exported_model(tiny_model_dir, tm
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     benchmarks = summary["benchmarks"]
-    assert {b: (v["split"], v["questions"]) for b, v in benchmarks.items()} == {
-        "mmlu": ("test", 42),
-        "ceval": ("val", 32),
-        "cmmlu": ("test", 36),
+    assert {b: (v["split"], v["questions"], v["task_version"]) for b, v in benchmarks.items()} == {
+        "mmlu": ("test", 42, 2),
+        "ceval": ("val", 32, 2),
+        "cmmlu": ("test", 36, 2),
     }
     for benchmark, scores in benchmarks.items():
         every = {c for categories in CATEGORIES[benchmark].values() for c in categories}
@@ -103,6 +106,7 @@ def test_all_scores_the_three_benchmarks_of_an_exported_model(tiny_model_dir, tm
         assert report["prompt_format"] == benchmark and report["shots_used_histogram"] == {
             "3": scores["questions"]
         }
+        assert report["task_version"] == scores["task_version"] and report["shot_seed"] is None
         assert (run / "categories.png").is_file() and (run / "predictions.jsonl").is_file()
     assert "| cmmlu | test | 36 |" in (out / "summary.md").read_text()
 
@@ -113,3 +117,28 @@ def test_all_scores_the_three_benchmarks_of_an_exported_model(tiny_model_dir, tm
     )
     assert result.exit_code == 0, result.output
     assert json.loads((again / "summary.json").read_text())["benchmarks"] == benchmarks
+
+
+@pytest.mark.parametrize("command", [[], ["mmlu"], ["all"], ["ppl"]])
+def test_help_starts_without_torch(command):
+    code = (
+        "import sys\n"
+        "from tinylm_eval.cli import app\n"
+        "try:\n"
+        f"    app({[*command, '--help']!r})\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-2:] == ["False", "False"], out.stdout
+    assert "Usage" in out.stdout
+
+
+def test_every_registered_benchmark_has_a_command():
+    from tinylm_eval.tasks import TASKS
+
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in [*TASKS, "all"]:
+        assert f" {name} " in result.output

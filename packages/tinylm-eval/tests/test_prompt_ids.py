@@ -3,8 +3,9 @@
 import pytest
 
 from tinylm_eval._prompt_ids import _joined_ids, subject_prompt_ids
-from tinylm_eval.data import SAMPLE_DIR, list_subjects, read_subject
-from tinylm_eval.prompts import FORMATS, build_prompt, choose_shots
+from tinylm_eval.data import SAMPLE_DIR
+from tinylm_eval.prompts import build_prompt, choose_shots
+from tinylm_eval.tasks import get_task
 
 BENCH = [("mmlu", "test"), ("ceval", "val"), ("cmmlu", "test")]
 
@@ -21,11 +22,11 @@ def whole_text_ids(encode, fmt, shots, questions, max_length):
 def check(tokenizer, benchmark, root, split, subjects, max_length, encode=None):
     joins = encode is None  # byte-level BPE: the pieces join up, no whole-text fallback
     encode = encode or (lambda text: tokenizer.encode(text, add_special_tokens=False))
-    fmt = FORMATS[benchmark]
+    fmt = get_task(benchmark).prompt_format
     checked = 0
     for subject in subjects:
-        shots = choose_shots(read_subject(benchmark, root, "dev", subject), 5, None)
-        questions = read_subject(benchmark, root, split, subject)
+        shots = choose_shots(get_task(benchmark).layout.read(root, "dev", subject), 5, None)
+        questions = get_task(benchmark).layout.read(root, split, subject)
         got = subject_prompt_ids(encode, fmt, subject, shots, questions, max_length)
         want = whole_text_ids(encode, fmt, shots, questions, max_length)
         assert [(p.ids, p.shots_used, p.truncated) for p in got] == want, subject
@@ -49,7 +50,12 @@ def test_joined_ids_equal_whole_text_ids_with_shots_dropped(
 ):
     root = SAMPLE_DIR / benchmark
     assert check(
-        tokenizer, benchmark, root, split, list_subjects(benchmark, root, split), max_length
+        tokenizer,
+        benchmark,
+        root,
+        split,
+        get_task(benchmark).layout.subjects(root, split),
+        max_length,
     )
 
 
@@ -60,7 +66,15 @@ def test_pieces_that_do_not_join_fall_back_to_whole_text(tokenizer):
         return [0, *tokenizer.encode(text, add_special_tokens=False)]
 
     root = SAMPLE_DIR / "mmlu"
-    assert check(tokenizer, "mmlu", root, "test", list_subjects("mmlu", root, "test"), 2048, marked)
+    assert check(
+        tokenizer,
+        "mmlu",
+        root,
+        "test",
+        get_task("mmlu").layout.subjects(root, "test"),
+        2048,
+        marked,
+    )
 
 
 @pytest.mark.shared

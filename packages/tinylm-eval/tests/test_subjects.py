@@ -4,8 +4,9 @@ from collections import Counter
 
 import pytest
 
-from tinylm_eval.data import SAMPLE_DIR, list_subjects
+from tinylm_eval.data import SAMPLE_DIR
 from tinylm_eval.subjects import CATEGORIES, UNCATEGORISED, categories_of
+from tinylm_eval.tasks import get_task
 
 # The file names of each official release (MMLU data/test, C-Eval val, CMMLU test), sorted.
 SUBJECTS = {
@@ -85,27 +86,30 @@ def test_category_sizes_match_the_official_mappings(benchmark):
 
 
 def test_placements_that_differ_from_a_naive_reading():
-    assert categories_of("mmlu", "anatomy") == ("other",)  # a health subject, not STEM
-    assert categories_of("mmlu", "virology") == ("other",)
-    assert categories_of("ceval", "clinical_medicine") == ("Other",)
-    assert categories_of("cmmlu", "chinese_history") == ("Humanities", "China specific")
-    assert categories_of("cmmlu", "ancient_chinese") == ("Social Science", "China specific")
-    assert categories_of("cmmlu", "elementary_information_and_technology") == ("Other",)
-    assert categories_of("cmmlu", "computer_security") == ("Other",)
-    assert categories_of("cmmlu", "made_up") == (UNCATEGORISED,)
+    assert categories_of(CATEGORIES["mmlu"], "anatomy") == ("other",)  # a health subject, not STEM
+    assert categories_of(CATEGORIES["mmlu"], "virology") == ("other",)
+    assert categories_of(CATEGORIES["ceval"], "clinical_medicine") == ("Other",)
+    assert categories_of(CATEGORIES["cmmlu"], "chinese_history") == ("Humanities", "China specific")
+    assert categories_of(CATEGORIES["cmmlu"], "ancient_chinese") == (
+        "Social Science",
+        "China specific",
+    )
+    assert categories_of(CATEGORIES["cmmlu"], "elementary_information_and_technology") == ("Other",)
+    assert categories_of(CATEGORIES["cmmlu"], "computer_security") == ("Other",)
+    assert categories_of(CATEGORIES["cmmlu"], "made_up") == (UNCATEGORISED,)
 
 
 @pytest.mark.shared
 @pytest.mark.parametrize("benchmark", sorted(SPLIT))
 def test_every_subject_of_the_shared_data_has_a_category(shared_data, benchmark):
-    found = list_subjects(benchmark, shared_data / benchmark, SPLIT[benchmark])
+    found = get_task(benchmark).layout.subjects(shared_data / benchmark, SPLIT[benchmark])
     assert found == SUBJECTS[benchmark].split()
-    assert all(UNCATEGORISED not in categories_of(benchmark, s) for s in found)
+    assert all(UNCATEGORISED not in categories_of(CATEGORIES[benchmark], s) for s in found)
 
 
 @pytest.mark.parametrize("benchmark", sorted(SIZES))
 def test_the_authored_sample_covers_every_category(benchmark):
     for split in ("dev", SPLIT[benchmark], "test"):
-        subjects = list_subjects(benchmark, SAMPLE_DIR / benchmark, split)
-        covered = {c for s in subjects for c in categories_of(benchmark, s)}
+        subjects = get_task(benchmark).layout.subjects(SAMPLE_DIR / benchmark, split)
+        covered = {c for s in subjects for c in categories_of(CATEGORIES[benchmark], s)}
         assert covered == set(SIZES[benchmark]), split

@@ -1,4 +1,4 @@
-"""tinylm-eval: MMLU, C-Eval, CMMLU and held-out perplexity of a checkpoint."""
+"""tinylm-eval: MMLU, C-Eval, CMMLU and held-out perplexity of a checkpoint, from the task registry."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+
+from tinylm_eval.tasks import get_task, multiple_choice_tasks
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -32,6 +34,7 @@ MaxLengthOpt = Annotated[int, typer.Option(help="prompt token limit; shots are d
 SharePrefixOpt = Annotated[
     bool, typer.Option(help="letter method: run each subject's few-shot prefix once")
 ]
+SplitOpt = Annotated[str, typer.Option(help="a split of the release: dev, val or test")]
 DataOpt = Annotated[
     str | None,
     typer.Option(
@@ -48,34 +51,29 @@ def _setup_logging() -> None:
     )
 
 
-def _config(benchmark: str, data: str | None, split: str, **options):
-    from tinylm_eval.data import DataError, resolve_data_dir
-    from tinylm_eval.evaluate import EvalConfig
+def _config(task, data: str | None, split: str, **options):
+    from tinylm_eval.data import DataError
+    from tinylm_eval.tasks import ChoiceConfig
 
     try:
-        return EvalConfig(
-            benchmark=benchmark, data_dir=resolve_data_dir(benchmark, data), split=split, **options
-        )
+        return ChoiceConfig(data_dir=task.data_dir(data), split=split, **options)
     except (DataError, ValueError) as error:
         console.print(f"[red]{error}")
         raise typer.Exit(2) from error
 
 
-def _score(lm, tokenizer, identity: dict, config, out: Path) -> dict | None:
+def _score(model, task, config, out: Path) -> dict | None:
     """Run one benchmark, write its reports to `out`, print a line; its scores (None without answers)."""
     from rich.progress import Progress
 
     from tinylm_eval.data import DataError
-    from tinylm_eval.evaluate import evaluate
     from tinylm_eval.results import ceval_submission, write_reports
 
-    name = f"{config.benchmark} {config.split}"
+    name = f"{task.name} {config.split}"
     with Progress(console=console) as bar:
-        task = bar.add_task(name, total=None)
+        progress = bar.add_task(name, total=None)
         try:
-            report, records = evaluate(
-                lm, tokenizer, config, identity, lambda n: bar.advance(task, n)
-            )
+            report, records = task.evaluate(model, config, lambda n: bar.advance(progress, n))
         except DataError as error:
             console.print(f"[red]{error}")
             raise typer.Exit(2) from error
@@ -95,70 +93,28 @@ def _score(lm, tokenizer, identity: dict, config, out: Path) -> dict | None:
 
 
 def _load(model: Path, base: Path | None, trust_remote_code: bool, device: str):
-    from tinylm_eval.models import load_model
+    from tinylm_eval.models.hf import HFModel
 
     if device == "cpu":
         from tinylm_eval.cpu_allocator import keep_freed_memory
 
         keep_freed_memory()
-    return load_model(model, base=base, trust_remote_code=trust_remote_code, device=device)
+    return HFModel.load(model, base=base, trust_remote_code=trust_remote_code, device=device)
 
 
-def _run_benchmark(
-    benchmark: str,
-    model: Path,
-    base: Path | None,
-    data: str | None,
-    split: str,
-    subjects: str | None,
-    shots: int,
-    shot_seed: int | None,
-    prompt_format: str,
-    method: str,
-    batch_size: int,
-    max_length: int,
-    share_prefix: bool,
-    out: Path | None,
-    trust_remote_code: bool,
-    device: str,
-) -> None:
-    _setup_logging()
-    config = _config(
-        benchmark,
-        data,
-        split,
-        subjects=subjects.split(",") if subjects else None,
-        shots=shots,
-        shot_seed=shot_seed,
-        prompt_format=prompt_format,
-        method=method,
-        batch_size=batch_size,
-        max_length=max_length,
-        share_prefix=share_prefix,
-    )
-    lm, tokenizer, identity = _load(model, base, trust_remote_code, device)
-    _score(
-        lm,
-        tokenizer,
-        identity,
-        config,
-        out or Path("eval-results") / f"{benchmark}-{split}-{model.name}",
-    )
-
-
-def _command(benchmark: str, default_split: str):
+def _command(task):
     def command(
         model: ModelOpt,
         base: BaseOpt = None,
         data: DataOpt = None,
-        split: Annotated[str, typer.Option(help="dev, val or test")] = default_split,
+        split: SplitOpt = task.split,
         subjects: Annotated[
             str | None, typer.Option(help="comma-separated subjects (default: all)")
         ] = None,
         shots: ShotsOpt = 5,
         shot_seed: ShotSeedOpt = None,
         prompt_format: Annotated[
-            str, typer.Option("--format", help="mmlu, ceval or cmmlu (default: own)")
+            str, typer.Option("--format", help="another benchmark's prompt format (default: own)")
         ] = "",
         method: MethodOpt = "letter",
         batch_size: BatchSizeOpt = 8,
@@ -168,35 +124,29 @@ def _command(benchmark: str, default_split: str):
         trust_remote_code: Annotated[bool, typer.Option()] = False,
         device: Annotated[str, typer.Option()] = "cpu",
     ) -> None:
-        _run_benchmark(
-            benchmark,
-            model,
-            base,
+        _setup_logging()
+        config = _config(
+            task,
             data,
             split,
-            subjects,
-            shots,
-            shot_seed,
-            prompt_format,
-            method,
-            batch_size,
-            max_length,
-            share_prefix,
-            out,
-            trust_remote_code,
-            device,
+            subjects=subjects.split(",") if subjects else None,
+            shots=shots,
+            shot_seed=shot_seed,
+            prompt_format=prompt_format,
+            method=method,
+            batch_size=batch_size,
+            max_length=max_length,
+            share_prefix=share_prefix,
         )
+        lm = _load(model, base, trust_remote_code, device)
+        _score(lm, task, config, out or Path("eval-results") / f"{task.name}-{split}-{model.name}")
 
-    command.__doc__ = f"Score a model on {benchmark.upper()} (accuracy per subject and category)."
+    command.__doc__ = f"Score a model on {task.title} (accuracy per subject and category)."
     return command
 
 
-app.command("mmlu")(_command("mmlu", "test"))
-app.command("ceval")(_command("ceval", "val"))
-app.command("cmmlu")(_command("cmmlu", "test"))
-
-# The split of each benchmark that has public answers, as `all` scores it.
-ALL_SPLITS = {"mmlu": "test", "ceval": "val", "cmmlu": "test"}
+for _task in multiple_choice_tasks().values():
+    app.command(_task.name)(_command(_task))
 
 
 @app.command("all")
@@ -217,20 +167,21 @@ def all_benchmarks(
     trust_remote_code: Annotated[bool, typer.Option()] = False,
     device: Annotated[str, typer.Option()] = "cpu",
 ) -> None:
-    """Score a model on MMLU test, C-Eval val and CMMLU test, each in its own format; one summary.
+    """Score a model on every multiple-choice benchmark's answered split, each in its own format; one summary.
 
-    `--data sample` scores the authored sample of each; a directory holds mmlu/, ceval/ and cmmlu/ in
-    their official layouts; without --data each release is downloaded.
+    `--data sample` scores the authored sample of each; a directory holds one directory per benchmark
+    (mmlu/, ceval/, cmmlu/) in its official layout; without --data each release is downloaded.
     """
     _setup_logging()
-    roots = {benchmark: data for benchmark in ALL_SPLITS}
+    tasks = multiple_choice_tasks()
+    roots = {name: data for name in tasks}
     if data not in (None, "sample"):
-        roots = {benchmark: str(Path(data) / benchmark) for benchmark in ALL_SPLITS}
+        roots = {name: str(Path(data) / name) for name in tasks}
     configs = {
-        benchmark: _config(
-            benchmark,
-            roots[benchmark],
-            split,
+        name: _config(
+            task,
+            roots[name],
+            task.split,
             shots=shots,
             shot_seed=shot_seed,
             method=method,
@@ -238,17 +189,19 @@ def all_benchmarks(
             max_length=max_length,
             share_prefix=share_prefix,
         )
-        for benchmark, split in ALL_SPLITS.items()
+        for name, task in tasks.items()
     }
     out = out or Path("eval-results") / model.name
-    lm, tokenizer, identity = _load(model, base, trust_remote_code, device)
+    lm = _load(model, base, trust_remote_code, device)
+    identity = lm.identity
     summary = {"model": identity, "benchmarks": {}}
-    for benchmark, config in configs.items():
-        scores = _score(lm, tokenizer, identity, config, out / f"{benchmark}-{config.split}")
+    for name, config in configs.items():
+        scores = _score(lm, tasks[name], config, out / f"{name}-{config.split}")
         if scores is None:
             raise typer.Exit(2)  # why: the split lacks answers; _score wrote a submission instead
-        summary["benchmarks"][benchmark] = {
+        summary["benchmarks"][name] = {
             "split": config.split,
+            "task_version": tasks[name].version,
             "questions": scores["questions"],
             "micro_accuracy": scores["micro_accuracy"],
             "macro_accuracy": scores["macro_accuracy"],
@@ -284,15 +237,21 @@ def ppl(
 ) -> None:
     """Perplexity over packed shards with document masking."""
     _setup_logging()
-    from tinylm_eval.perplexity import ShardError, perplexity
+    from tinylm_eval.tasks import PerplexityConfig
 
-    lm, _, identity = _load(model, base, False, device)
     try:
-        result = perplexity(lm, data, batch_size=batch_size, max_blocks=max_blocks)
+        config = PerplexityConfig(data=data, batch_size=batch_size, max_blocks=max_blocks)
+    except ValueError as error:
+        console.print(f"[red]{error}")
+        raise typer.Exit(2) from error
+    lm = _load(model, base, False, device)
+    from tinylm_eval.perplexity import ShardError
+
+    try:
+        result = get_task("ppl").evaluate(lm, config)
     except ShardError as error:
         console.print(f"[red]{error}")
         raise typer.Exit(2) from error
-    result["model"] = identity
     console.print(f"perplexity {result['perplexity']:.3f} over {result['tokens']} predicted tokens")
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,31 +1,34 @@
-"""Prompt formats (subject header, k-shot exemplars, question, A-D, answer cue) and shot truncation.
+"""Multiple-choice prompts (subject header, k-shot exemplars, question, A-D, answer cue) and shot choice.
 
-`mmlu` is the format of Hendrycks et al. and of Baichuan's MMLU script: the cue is "Answer:" and the
-exemplar answers read "Answer: A", so the letter that follows the cue is the token " A" (space-prefixed).
-`ceval` (C-Eval paper / Baichuan C-Eval script) and `cmmlu` (CMMLU paper) end the cue with a full-width
-colon and the answer is the bare token "A". Scoring reads the same spelling the exemplars use. The
-C-Eval and CMMLU headers name the subject in Chinese ("以下是中国关于高中地理考试的单项选择题…").
+Each benchmark's task module defines its `PromptFormat`; scoring reads the answer spelling the
+exemplars use (`answer_text`).
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from tinylm_eval.data import LETTERS, Question
-from tinylm_eval.subjects import ZH_NAMES
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PromptFormat:
     name: str
-    header: str
+    header: str  # names the subject: "... about {subject}.\n\n"
     question_prefix: str
     cue: str
     answer_separator: str  # between the cue and the letter: " " for "Answer: A", "" for "答案：A"
+    subject_names: Mapping[str, str] = field(default_factory=dict)  # subject → the header's name
+
+    def subject_title(self, subject: str) -> str:
+        """The subject as the header names it: its entry in `subject_names` (the Chinese names of the
+        C-Eval and CMMLU scripts), else the file name with spaces ("high school geography")."""
+        return self.subject_names.get(subject) or subject.replace("_", " ")
 
     def render_question(self, question: Question) -> str:
         options = "".join(
@@ -38,38 +41,6 @@ class PromptFormat:
 
     def answer_text(self, letter: str) -> str:
         return f"{self.answer_separator}{letter}"
-
-
-FORMATS = {
-    "mmlu": PromptFormat(
-        "mmlu",
-        "The following are multiple choice questions (with answers) about {subject}.\n\n",
-        "",
-        "Answer:",
-        " ",
-    ),
-    "ceval": PromptFormat(
-        "ceval",
-        "以下是中国关于{subject}考试的单项选择题，请选出其中的正确答案。\n\n",
-        "",
-        "答案：",
-        "",
-    ),
-    "cmmlu": PromptFormat(
-        "cmmlu",
-        "以下是关于{subject}的单项选择题，请直接给出正确答案的选项。\n\n",
-        "题目：",
-        "答案是：",
-        "",
-    ),
-}
-DEFAULT_FORMAT = {"mmlu": "mmlu", "ceval": "ceval", "cmmlu": "cmmlu"}
-
-
-def subject_title(subject: str, prompt_format: str = "mmlu") -> str:
-    """The subject as the header names it: its Chinese name in the C-Eval and CMMLU formats (as their
-    releases' scripts write it), else the file name with spaces ("high school geography")."""
-    return ZH_NAMES.get(prompt_format, {}).get(subject) or subject.replace("_", " ")
 
 
 def choose_shots(dev: list[Question], k: int, seed: int | None) -> list[Question]:
@@ -90,7 +61,7 @@ class BuiltPrompt:
 
 def prefix_text(fmt: PromptFormat, subject: str, shots: list[Question]) -> str:
     """The part every question of a subject shares: the header and the exemplars."""
-    header = fmt.header.format(subject=subject_title(subject, fmt.name))
+    header = fmt.header.format(subject=fmt.subject_title(subject))
     return header + "".join(fmt.render_exemplar(s) for s in shots)
 
 

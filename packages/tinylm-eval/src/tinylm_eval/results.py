@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 from tinylm_eval.subjects import categories_of
@@ -14,7 +15,9 @@ logger = logging.getLogger(__name__)
 RANDOM_BASELINE = 0.25
 
 
-def aggregate(benchmark: str, records: list[dict]) -> dict:
+def aggregate(
+    benchmark: str, categories: Mapping[str, tuple[str, ...]], records: list[dict]
+) -> dict:
     """Records carry subject, prediction and answer. A category's score is the mean accuracy of its
     subjects (a CMMLU China-specific subject counts in both of its categories); micro and macro
     averages are over all questions and all subjects."""
@@ -29,7 +32,7 @@ def aggregate(benchmark: str, records: list[dict]) -> dict:
     }
     by_category: dict[str, list[float]] = defaultdict(list)
     for subject, entry in subjects.items():
-        entry["categories"] = list(categories_of(benchmark, subject))
+        entry["categories"] = list(categories_of(categories, subject, benchmark))
         for category in entry["categories"]:
             by_category[category].append(entry["accuracy"])
     correct = sum(e["correct"] for e in subjects.values())

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 logger = logging.getLogger(__name__)
 
@@ -229,15 +230,18 @@ CATEGORIES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-def categories_of(benchmark: str, subject: str) -> tuple[str, ...]:
-    """The categories of `subject`; an unknown subject is logged and reported as uncategorised."""
-    categories = CATEGORIES[benchmark].get(subject)
-    if categories is None:
+def categories_of(
+    categories: Mapping[str, tuple[str, ...]], subject: str, benchmark: str = ""
+) -> tuple[str, ...]:
+    """The categories of `subject` in a benchmark's mapping; an unknown subject is logged and
+    reported as uncategorised."""
+    found = categories.get(subject)
+    if found is None:
         logger.warning(
             "subject %r is not in the %s category mapping: reported as %s",
             subject,
-            benchmark,
+            benchmark or "benchmark's",
             UNCATEGORISED,
         )
         return (UNCATEGORISED,)
-    return categories
+    return found

@@ -3,7 +3,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinylm_eval.scoring import _batches
+from tinylm_eval.models.hf_scoring import _batches
 
 
 def _cost(batches, lengths, forward_cost):

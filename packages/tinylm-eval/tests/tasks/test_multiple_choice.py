@@ -1,4 +1,5 @@
-"""End-to-end scoring over the authored sample with stand-in models and a tiny random Qwen2."""
+"""End-to-end multiple-choice scoring over the authored sample with stand-in modules and a tiny random
+Qwen2 behind the HF model interface."""
 
 import os
 
@@ -6,10 +7,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tinylm_eval.data import LETTERS, SAMPLE_DIR, list_subjects, read_subject
-from tinylm_eval.evaluate import EvalConfig, evaluate
-from tinylm_eval.prompts import FORMATS
-from tinylm_eval.scoring import answer_token_ids
+from tinylm_eval.data import LETTERS, SAMPLE_DIR
+from tinylm_eval.models.hf import HFModel
+from tinylm_eval.models.hf_scoring import answer_token_ids
+from tinylm_eval.tasks import ChoiceConfig, get_task, multiple_choice_tasks
 
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
@@ -36,9 +37,10 @@ class StandIn(torch.nn.Module):
 
 def gold_lookup(benchmark, split, fmt):
     gold = {}
-    for subject in list_subjects(benchmark, SAMPLE_DIR / benchmark, split):
-        for q in read_subject(benchmark, SAMPLE_DIR / benchmark, split, subject):
-            gold[FORMATS[fmt].render_question(q)] = q.answer
+    layout = get_task(benchmark).layout
+    for subject in layout.subjects(SAMPLE_DIR / benchmark, split):
+        for q in layout.read(SAMPLE_DIR / benchmark, split, subject):
+            gold[get_task(fmt).prompt_format.render_question(q)] = q.answer
     return gold
 
 
@@ -49,7 +51,8 @@ def tokenizer(tiny_model_dir):
 
 @pytest.mark.parametrize(("benchmark", "split"), BENCH)
 def test_oracle_scores_100_and_always_a_scores_the_share_of_a(tokenizer, benchmark, split):
-    fmt = FORMATS[benchmark]
+    task = get_task(benchmark)
+    fmt = task.prompt_format
     letter_ids = dict(
         zip(
             LETTERS, answer_token_ids(tokenizer, [fmt.answer_text(x) for x in LETTERS]), strict=True
@@ -60,21 +63,20 @@ def test_oracle_scores_100_and_always_a_scores_the_share_of_a(tokenizer, benchma
     def oracle(text):
         return letter_ids[next(a for tail, a in gold.items() if text.endswith(tail))]
 
-    config = EvalConfig(
-        benchmark=benchmark,
+    config = ChoiceConfig(
         data_dir=SAMPLE_DIR / benchmark,
         split=split,
         batch_size=4,
         share_prefix=False,  # the stand-in reads whole prompts, it keeps no key/value cache
     )
-    report, records = evaluate(StandIn(tokenizer, len(tokenizer), oracle), tokenizer, config)
+    oracle_model = HFModel(StandIn(tokenizer, len(tokenizer), oracle), tokenizer)
+    report, records = task.evaluate(oracle_model, config)
     assert report["scores"]["micro_accuracy"] == 1.0
     assert report["scores"]["questions"] == len(gold) == len(records)
     assert report["shots_used_histogram"] == {"3": len(gold)}
 
-    report, records = evaluate(
-        StandIn(tokenizer, len(tokenizer), lambda _: letter_ids["A"]), tokenizer, config
-    )
+    always_a = HFModel(StandIn(tokenizer, len(tokenizer), lambda _: letter_ids["A"]), tokenizer)
+    report, records = task.evaluate(always_a, config)
     share_a = sum(r["answer"] == "A" for r in records) / len(records)
     assert 0 < share_a < 1
     assert report["scores"]["micro_accuracy"] == pytest.approx(share_a)
@@ -82,7 +84,7 @@ def test_oracle_scores_100_and_always_a_scores_the_share_of_a(tokenizer, benchma
 
 def test_answer_token_spelling_matches_the_exemplars(tokenizer):
     """The scored token is the token that follows the cue inside a tokenized exemplar."""
-    for name, fmt in FORMATS.items():
+    for name, fmt in ((n, t.prompt_format) for n, t in multiple_choice_tasks().items()):
         for letter in LETTERS:
             exemplar = tokenizer.encode(
                 f"{fmt.cue}{fmt.answer_text(letter)}", add_special_tokens=False
@@ -101,18 +103,17 @@ def test_qwen_answer_tokens_differ_by_spelling(shared_data):
 
 @pytest.mark.parametrize("method", ["letter", "option"])
 def test_batched_and_unbatched_predictions_are_identical(tiny_model_dir, tokenizer, method):
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    model = HFModel(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), tokenizer)
     runs = []
     for batch_size in (1, 7):
-        config = EvalConfig(
-            benchmark="mmlu",
+        config = ChoiceConfig(
             data_dir=SAMPLE_DIR / "mmlu",
             split="val",
             batch_size=batch_size,
             method=method,
             shots=2,
         )
-        runs.append(evaluate(model, tokenizer, config)[1])
+        runs.append(get_task("mmlu").evaluate(model, config)[1])
     assert [r["prediction"] for r in runs[0]] == [r["prediction"] for r in runs[1]]
     for a, b in zip(*runs, strict=True):
         assert a["scores"] == pytest.approx(b["scores"], abs=1e-3)

@@ -1,4 +1,4 @@
-"""Batched scoring: last-position logits of the four answer tokens, or full-option log-likelihood.
+"""Batched HF scoring: last-position logits of the answer tokens, or continuation log-likelihood.
 
 Rows are right-padded and sorted by length; each row's answer position is its own last real token
 (`attention_mask.sum() - 1`), so padding never shifts what is read.
@@ -11,8 +11,6 @@ import logging
 from collections.abc import Callable, Sequence
 
 import torch
-
-from tinylm_eval.data import LETTERS
 
 logger = logging.getLogger(__name__)
 
@@ -176,44 +174,35 @@ def score_letters(
 
 
 @torch.inference_mode()
-def score_options(
+def score_continuations(
     model,
     tokenizer,
-    prompts: list[list[int]],
-    options: list[list[list[int]]],
+    requests: Sequence[tuple[list[int], list[int]]],
     batch_size: int,
     progress: Callable[[int], None] | None = None,
-) -> list[list[float]]:
-    """Per prompt, the summed log-probability of each option's tokens following the prompt."""
+) -> list[float]:
+    """Per (prompt ids, continuation ids), the summed log-probability of the continuation."""
     pad_id, device = _pad_id(tokenizer), _device(model)
-    rows, owners = [], []
-    for q, (prompt, opts) in enumerate(zip(prompts, options, strict=True)):
-        for o, option in enumerate(opts):
-            if not option:
-                raise ValueError(f"question {q}: option {LETTERS[o]} tokenizes to nothing")
-            rows.append((prompt, option))
-            owners.append((q, o))
-    scores = [[0.0] * len(LETTERS) for _ in prompts]
-    for batch in _batches([len(p) + len(o) for p, o in rows], batch_size * len(LETTERS)):
-        ids, mask = _padded([rows[i][0] + rows[i][1] for i in batch], pad_id, device)
+    for r, (_, continuation) in enumerate(requests):
+        if not continuation:
+            raise ValueError(f"request {r}: the continuation tokenizes to nothing")
+    scores = [0.0] * len(requests)
+    for batch in _batches([len(p) + len(c) for p, c in requests], batch_size):
+        ids, mask = _padded([requests[i][0] + requests[i][1] for i in batch], pad_id, device)
         logprobs = torch.log_softmax(
             model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1
-        )
+        )  # (B, W, V)
         for row, i in enumerate(batch):
-            prompt, option = rows[i]
+            prompt, continuation = requests[i]
             start = len(prompt)
-            targets = torch.tensor(option, device=device)
+            targets = torch.tensor(continuation, device=device)
             # The token at position t is predicted by the logits at t - 1.
             total = (
-                logprobs[row, start - 1 : start - 1 + len(option)].gather(1, targets[:, None]).sum()
+                logprobs[row, start - 1 : start - 1 + len(continuation)]
+                .gather(1, targets[:, None])
+                .sum()
             )
-            q, o = owners[i]
-            scores[q][o] = float(total)
+            scores[i] = float(total)
         if progress:
-            progress(len(batch) // len(LETTERS))
+            progress(len(batch))
     return scores
-
-
-def predictions(scores: list[list[float]]) -> list[str]:
-    """The letter of the highest score (the first on a tie)."""
-    return [LETTERS[max(range(len(s)), key=s.__getitem__)] for s in scores]

@@ -1,6 +1,6 @@
 import torch
 
-from tinylm_eval.models import load_model
+from tinylm_eval.models.hf import load_model
 
 
 def test_lora_adapter_is_applied_to_its_base(tiny_model_dir, tmp_path):

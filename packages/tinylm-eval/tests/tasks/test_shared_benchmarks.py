@@ -5,7 +5,8 @@ import csv
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tinylm_eval.evaluate import EvalConfig, evaluate
+from tinylm_eval.models.hf import HFModel
+from tinylm_eval.tasks import ChoiceConfig, get_task
 
 CASES = [
     ("mmlu", "val", ["abstract_algebra", "philosophy"]),
@@ -21,8 +22,7 @@ def test_real_subjects_are_all_scored(shared_data, tiny_model_dir, benchmark, sp
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     root = shared_data / benchmark
-    config = EvalConfig(
-        benchmark=benchmark,
+    config = ChoiceConfig(
         data_dir=root,
         split=split,
         subjects=subjects,
@@ -30,7 +30,7 @@ def test_real_subjects_are_all_scored(shared_data, tiny_model_dir, benchmark, sp
         batch_size=16,
         max_length=512,
     )
-    report, records = evaluate(model, tokenizer, config)
+    report, records = get_task(benchmark).evaluate(HFModel(model, tokenizer), config)
     for subject in subjects:
         name = f"{subject}.csv" if benchmark == "cmmlu" else f"{subject}_{split}.csv"
         with (root / split / name).open(newline="", encoding="utf-8") as handle:

@@ -4,10 +4,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tinylm_eval.data import LETTERS, SAMPLE_DIR, read_subject
-from tinylm_eval.prefix_scoring import score_letters_with_prefix
-from tinylm_eval.prompts import FORMATS, choose_shots, subject_title
-from tinylm_eval.scoring import answer_token_ids, score_letters
+from tinylm_eval.data import LETTERS, SAMPLE_DIR
+from tinylm_eval.models.hf_prefix_scoring import score_letters_with_prefix
+from tinylm_eval.models.hf_scoring import answer_token_ids, score_letters
+from tinylm_eval.prompts import choose_shots
+from tinylm_eval.tasks import get_task
 
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
@@ -15,15 +16,16 @@ torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 @pytest.fixture(scope="module")
 def subject_prompts(tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    fmt, root, subject = FORMATS["mmlu"], SAMPLE_DIR / "mmlu", "high_school_geography"
-    shots = choose_shots(read_subject("mmlu", root, "dev", subject), 3, None)
-    header = fmt.header.format(subject=subject_title(subject))
+    task, root, subject = get_task("mmlu"), SAMPLE_DIR / "mmlu", "high_school_geography"
+    fmt = task.prompt_format
+    shots = choose_shots(task.layout.read(root, "dev", subject), 3, None)
+    header = fmt.header.format(subject=fmt.subject_title(subject))
     prefix = tokenizer.encode(
         header + "".join(map(fmt.render_exemplar, shots)), add_special_tokens=False
     )
     questions = [
         tokenizer.encode(fmt.render_question(q), add_special_tokens=False)
-        for q in read_subject("mmlu", root, "test", subject)
+        for q in task.layout.read(root, "test", subject)
     ]
     letters = answer_token_ids(tokenizer, [fmt.answer_text(letter) for letter in LETTERS])
     return tokenizer, prefix, questions, letters
