@@ -50,7 +50,7 @@ def build_model(shape: str, tokenizer_dir: Path | None, out: Path):
     """
     from eval_test_helpers import save_tiny_qwen2, train_tokenizer
 
-    from tinylm_train.models import build_config
+    from tinylm_train.models.qwen2 import build_config
 
     tokenizer = (
         train_tokenizer(out)

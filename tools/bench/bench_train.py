@@ -33,9 +33,9 @@ import pyarrow.parquet as pq
 import torch
 from transformers import Qwen2ForCausalLM
 
-from tinylm_train.attention import VARLEN_NAME, model_inputs, register_varlen_attention
 from tinylm_train.collate import IGNORE_INDEX, collate_blocks
-from tinylm_train.models import build_config
+from tinylm_train.models.qwen2 import build_config
+from tinylm_train.models.qwen2.attention import VARLEN_NAME, model_inputs, register_varlen_attention
 from tinylm_train.shards import ShardReader, load_manifest
 
 

@@ -1,7 +1,7 @@
 """Tokens/s and MFU of tinylm-0.5b pretraining on one CUDA GPU: 1024-token packed blocks,
 varlen attention (torch.nn.attention.varlen.varlen_attn, no flash-attn), bf16, DeepSpeed ZeRO-1.
 
-It runs the product path, `tinylm_train.pretrain.run_pretrain` (HF Trainer + DeepSpeed), on
+It runs the product path, `tinylm_train.recipes.pretrain.run_pretrain` (HF Trainer + DeepSpeed), on
 synthetic shards written per the shard contract with the Qwen1.5 vocabulary size (151646 ids, so
 the embedding is the real model's), then reads the run's own metrics.jsonl: tokens/s and MFU from
 6·N + 12·L·d·T FLOPs per token against --peak-tflops (989: H100/H200 dense bf16). The first
@@ -53,7 +53,7 @@ def main() -> int:
 
     from tinylm_shards.testing import write_dataset
     from tinylm_train.config import load_config
-    from tinylm_train.pretrain import run_pretrain
+    from tinylm_train.recipes.pretrain import run_pretrain
 
     for key, value in {
         "RANK": "0",
@@ -82,17 +82,17 @@ def main() -> int:
     config = load_config(
         "debug",
         [
-            f"data={data}",
+            f"data.path={data}",
             f"output_dir={out}",
-            "model=tinylm-0.5b",
-            f"max_steps={args.steps}",
-            "warmup_steps=2",
-            f"per_device_batch_size={args.batch}",
-            f"save_steps={args.steps * 10}",  # no checkpoint inside the timed window
-            "bf16=true",
-            "attention=tinylm_varlen",
-            "deepspeed=zero1",
-            f"peak_flops={args.peak_tflops * 1e12}",
+            "model.name=tinylm-0.5b",
+            f"optimisation.max_steps={args.steps}",
+            "optimisation.warmup_steps=2",
+            f"data.per_device_batch_size={args.batch}",
+            f"checkpoint.save_steps={args.steps * 10}",  # no checkpoint inside the timed window
+            "model.bf16=true",
+            "model.attention=tinylm_varlen",
+            "parallelism.deepspeed=zero1",
+            f"metrics.peak_flops={args.peak_tflops * 1e12}",
         ],
     )
     print(

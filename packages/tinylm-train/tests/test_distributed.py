@@ -19,12 +19,12 @@ def _run(launcher: list[str], tmp_path: Path, out: Path, stage: int | None) -> N
     write_dataset(tmp_path / "data", num_docs=200)
     command = [
         *launcher, str(BIN / "tinylm-train"), "pretrain", "--config", "debug",
-        "--set", f"data={tmp_path / 'data' / 'sample'}", "--set", f"output_dir={out}",
-        "--set", f"max_steps={STEPS}", "--set", f"save_steps={STEPS}", "--set", "warmup_steps=1",
-        "--set", f"per_device_batch_size={PER_DEVICE}", "--set", "record_blocks=true",
+        "--set", f"data.path={tmp_path / 'data' / 'sample'}", "--set", f"output_dir={out}",
+        "--set", f"optimisation.max_steps={STEPS}", "--set", f"checkpoint.save_steps={STEPS}", "--set", "optimisation.warmup_steps=1",
+        "--set", f"data.per_device_batch_size={PER_DEVICE}", "--set", "data.record_blocks=true",
     ]  # fmt: skip
     if stage is not None:
-        command += ["--set", f"deepspeed=zero{stage}"]
+        command += ["--set", f"parallelism.deepspeed=zero{stage}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]

@@ -19,8 +19,8 @@ STEPS = 60
 def _command(data: Path, out: Path, *extra: str) -> list[str]:
     return [
         str(ENTRY), "pretrain", "--config", "debug",
-        "--set", f"data={data}", "--set", f"output_dir={out}", "--set", f"max_steps={STEPS}",
-        "--set", "save_steps=5", "--set", "save_total_limit=2", "--set", "record_blocks=true",
+        "--set", f"data.path={data}", "--set", f"output_dir={out}", "--set", f"optimisation.max_steps={STEPS}",
+        "--set", "checkpoint.save_steps=5", "--set", "checkpoint.save_total_limit=2", "--set", "data.record_blocks=true",
         *extra,
     ]  # fmt: skip
 

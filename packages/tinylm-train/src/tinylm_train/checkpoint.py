@@ -1,4 +1,4 @@
-"""The data position inside a Trainer checkpoint, the newest complete checkpoint, log truncation.
+"""The data position inside a checkpoint, the newest complete checkpoint, log truncation.
 
 Each rank writes `data-rank<r>.json` (its shard reader's state_dict) into `checkpoint-N/` after
 the Trainer has written the model, optimizer, scheduler, RNG and trainer state, so a checkpoint
@@ -8,6 +8,7 @@ resumes from the previous one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -65,3 +66,27 @@ def truncate_jsonl(path: Path, last_step: int) -> None:
         if line.strip() and json.loads(line)["step"] <= last_step
     ]
     path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ResumePoint:
+    """Where a resumed run continues: a complete checkpoint and this rank's data position."""
+
+    checkpoint: Path
+    """The checkpoint-N directory the loop restores model, optimizer and RNG state from."""
+    step: int
+    """N: the optimizer steps already done."""
+    data_state: dict
+    """This rank's BlockDataset.state_dict() at that step."""
+
+
+def find_resume_point(output_dir: Path, *, rank: int, world_size: int) -> ResumePoint:
+    """The newest complete checkpoint in output_dir, or FileNotFoundError when there is none."""
+    checkpoint = latest_complete_checkpoint(output_dir, world_size)
+    if checkpoint is None:
+        raise FileNotFoundError(f"--resume: no complete checkpoint-N in {output_dir}")
+    return ResumePoint(
+        checkpoint=checkpoint,
+        step=checkpoint_step(checkpoint),
+        data_state=load_data_state(checkpoint, rank),
+    )

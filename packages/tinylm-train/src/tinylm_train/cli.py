@@ -28,9 +28,12 @@ def main(
 
 @app.command()
 def pretrain(
-    config: Annotated[Path, typer.Option(help="YAML run config.")],
+    config: Annotated[
+        str, typer.Option(help="YAML run config file, or a shipped name (debug, sample-cpu).")
+    ],
     override: Annotated[
-        list[str] | None, typer.Option("--set", help="key=value override, repeatable.")
+        list[str] | None,
+        typer.Option("--set", help="section.key=value override (YAML value), repeatable."),
     ] = None,
     resume: Annotated[
         bool, typer.Option(help="Continue from the newest checkpoint in output_dir.")
@@ -39,11 +42,18 @@ def pretrain(
     """Train a model on shards per the YAML config."""
     from rich.logging import RichHandler
 
-    from tinylm_train.config import load_config
-    from tinylm_train.pretrain import run_pretrain
+    from tinylm_train.config import ConfigError, load_config
+
+    try:
+        run_config = load_config(config, override)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    from tinylm_train.recipes.pretrain import run_pretrain
 
     logging.basicConfig(level=logging.INFO, handlers=[RichHandler()], format="%(message)s")
-    final = run_pretrain(load_config(config, override), resume=resume)
+    final = run_pretrain(run_config, resume=resume)
     typer.echo(f"exported {final}")
 
 
@@ -54,7 +64,7 @@ def export(
     out: Annotated[Path, typer.Option(help="Target directory.")],
 ) -> None:
     """Export a checkpoint in HF format with the tokenizer files."""
-    from tinylm_train.pretrain import export_checkpoint
+    from tinylm_train.export import export_checkpoint
 
     typer.echo(f"exported {export_checkpoint(checkpoint, data, out)}")
 

@@ -1,52 +1,84 @@
-"""The YAML run configuration, validated with pydantic, with dotted CLI overrides."""
+"""The YAML run configuration in sections, validated with pydantic, with dotted CLI overrides.
+
+A run config is `seed`, `output_dir` and one section per loop part: `model`, `data`,
+`optimisation`, `checkpoint`, `metrics`, `parallelism`. A training mode that needs more (LoRA
+adapters, a DPO reference model) adds its own section here. Every mistake (unknown key, bad
+value, missing file) is a ConfigError naming the key path, raised before any work starts.
+"""
 
 from __future__ import annotations
 
+import difflib
+from importlib.resources import files
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tinylm_train.models.qwen2.shapes import MODEL_SHAPES
+
+DEEPSPEED_PRESETS = ("zero1", "zero2")
 
 
-class RunConfig(BaseModel):
-    """One pretraining run."""
+class ConfigError(ValueError):
+    """A run config that cannot run: reported before any work, with the key path."""
 
+
+class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    data: str = Field(
+
+class ModelSection(_Section):
+    """What is trained and how it computes."""
+
+    name: str = Field("debug", description="A shape from tinylm_train.models.qwen2.MODEL_SHAPES.")
+    attention: Literal["auto", "sdpa", "tinylm_varlen", "flash_attention_2"] = Field(
+        "auto", description="Document-masked attention path (see models/qwen2/attention.py)."
+    )
+    bf16: bool | Literal["auto"] = Field(
+        "auto", description="bf16 mixed precision; 'auto' uses it on a CUDA device that has it."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass to save memory."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _known_shape(cls, name: str) -> str:
+        if name not in MODEL_SHAPES:
+            raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODEL_SHAPES))}")
+        return name
+
+
+class DataSection(_Section):
+    """The shard dataset and how each rank draws blocks from it."""
+
+    path: str = Field(
         description="Shard version directory (has manifest.json) or OUT/<name> (has LATEST)."
     )
-    output_dir: str = Field(description="Checkpoints, metrics and the exported model go here.")
-    model: str = Field("debug", description="A name from tinylm_train.models.MODEL_SHAPES.")
-    seed: int = 0
-    max_steps: int = Field(100, gt=0)
-    per_device_batch_size: int = Field(8, gt=0)
-    gradient_accumulation_steps: int = Field(1, gt=0)
-    learning_rate: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.1, ge=0)
-    warmup_steps: int = Field(10, ge=0)
-    min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    max_grad_norm: float = Field(1.0, gt=0)
-    save_steps: int = Field(50, gt=0)
-    save_total_limit: int = Field(2, gt=0)
-    logging_steps: int = Field(1, gt=0)
-    bf16: bool | Literal["auto"] = "auto"
-    gradient_checkpointing: bool = False
-    attention: Literal["auto", "sdpa", "tinylm_varlen", "flash_attention_2"] = "auto"
-    deepspeed: str | None = Field(
-        None, description="A DeepSpeed JSON config path, or 'zero1'/'zero2'."
-    )
+    per_device_batch_size: int = Field(8, gt=0, description="Blocks per device per micro-step.")
     record_blocks: bool = Field(
         False,
         description="Append each rank's block indices per step to blocks-rank<r>.jsonl (audits).",
     )
-    peak_flops: float = Field(
-        989e12, gt=0, description="Per-device peak FLOP/s for MFU (H100 bf16 dense)."
+
+
+class OptimisationSection(_Section):
+    """AdamW with linear warmup and cosine decay to a floor."""
+
+    max_steps: int = Field(100, gt=0, description="Optimizer steps of the run.")
+    gradient_accumulation_steps: int = Field(1, gt=0, description="Micro-steps per step.")
+    learning_rate: float = Field(1e-3, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(0.1, ge=0, description="AdamW decoupled weight decay.")
+    warmup_steps: int = Field(10, ge=0, description="Linear warmup steps; below max_steps.")
+    min_lr_ratio: float = Field(
+        0.1, ge=0, le=1, description="The cosine ends at this fraction of learning_rate."
     )
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
 
     @model_validator(mode="after")
-    def _warmup_fits(self) -> RunConfig:
+    def _warmup_fits(self) -> OptimisationSection:
         if self.warmup_steps >= self.max_steps:
             raise ValueError(
                 f"warmup_steps ({self.warmup_steps}) must be below max_steps ({self.max_steps})"
@@ -54,30 +86,160 @@ class RunConfig(BaseModel):
         return self
 
 
-def _coerce(value: str):
-    return yaml.safe_load(value)
+class CheckpointSection(_Section):
+    """Trainer checkpoints (model, optimizer, RNG, each rank's data position)."""
+
+    save_steps: int = Field(50, gt=0, description="Write checkpoint-N every this many steps.")
+    save_total_limit: int = Field(2, gt=0, description="Keep the newest this many checkpoints.")
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML file and apply `key=value` overrides (values parsed as YAML scalars)."""
-    raw: dict = {}
-    if path is not None and not Path(path).is_file():
-        from importlib.resources import files
+class MetricsSection(_Section):
+    """metrics.jsonl records and the MFU they report."""
 
-        shipped = files("tinylm_train") / "configs" / f"{path}.yaml"
-        if not shipped.is_file():
-            raise ValueError(f"run config {path} is neither a file nor a shipped config name")
-        path = str(shipped)
-    if path is not None:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: a run config is a YAML mapping")
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"override {item!r} is not key=value")
-        raw[key.strip()] = _coerce(value)
+    logging_steps: int = Field(1, gt=0, description="Write a metrics record every this many steps.")
+    peak_flops: float = Field(
+        989e12, gt=0, description="Per-device peak FLOP/s for MFU (H100 bf16 dense)."
+    )
+
+
+class ParallelismSection(_Section):
+    """How the ranks share the work (data parallel; ZeRO through DeepSpeed)."""
+
+    deepspeed: str | None = Field(
+        None, description="A DeepSpeed JSON config path, or 'zero1'/'zero2' (shipped configs)."
+    )
+
+    @field_validator("deepspeed")
+    @classmethod
+    def _preset_or_file(cls, value: str | None) -> str | None:
+        if value is None or value in DEEPSPEED_PRESETS or Path(value).is_file():
+            return value
+        raise ValueError(f"{value!r} is neither {' nor '.join(DEEPSPEED_PRESETS)} nor a file")
+
+    def deepspeed_path(self) -> str | None:
+        """The DeepSpeed JSON file to hand the Trainer (a shipped one for a preset name)."""
+        if self.deepspeed in DEEPSPEED_PRESETS:
+            return str(files("tinylm_train") / "configs" / f"ds_{self.deepspeed}.json")
+        return self.deepspeed
+
+
+class RunConfig(_Section):
+    """One training run."""
+
+    output_dir: str = Field(description="Checkpoints, metrics and the exported model go here.")
+    seed: int = Field(0, description="Seeds model initialisation and the block shuffle.")
+    model: ModelSection = Field(default_factory=ModelSection, description=ModelSection.__doc__)
+    data: DataSection = Field(description=DataSection.__doc__)
+    optimisation: OptimisationSection = Field(
+        default_factory=OptimisationSection, description=OptimisationSection.__doc__
+    )
+    checkpoint: CheckpointSection = Field(
+        default_factory=CheckpointSection, description=CheckpointSection.__doc__
+    )
+    metrics: MetricsSection = Field(
+        default_factory=MetricsSection, description=MetricsSection.__doc__
+    )
+    parallelism: ParallelismSection = Field(
+        default_factory=ParallelismSection, description=ParallelismSection.__doc__
+    )
+
+
+def shipped_configs() -> list[str]:
+    """Names of the run configs that ship with the package (`--config NAME`)."""
+    return sorted(
+        p.name[:-5]
+        for p in (files("tinylm_train") / "configs").iterdir()
+        if p.name.endswith(".yaml")
+    )
+
+
+def _config_file(path: str | Path) -> Path:
+    if Path(path).is_file():
+        return Path(path)
+    shipped = files("tinylm_train") / "configs" / f"{path}.yaml"
+    if not shipped.is_file():
+        raise ConfigError(
+            f"run config {path} is neither a file nor a shipped config name "
+            f"(shipped: {', '.join(shipped_configs())})"
+        )
+    return Path(str(shipped))
+
+
+def _set_dotted(raw: dict, item: str) -> None:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} is not key=value (e.g. optimisation.max_steps=300)")
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for depth, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            where = ".".join(parents[: depth + 1])
+            raise ConfigError(f"override {item!r}: {where} is a value, not a section")
+        node = child
+    node[leaf] = yaml.safe_load(value)
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The field names of the section at `loc` (empty when loc is not a section)."""
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _suggest(loc: tuple) -> str:
+    """A hint for an unknown key: the nearest field of its section, or of any section at the top."""
+    key, parent = str(loc[-1]), [str(part) for part in loc[:-1]]
+    fields = _fields_at(loc[:-1])
+    candidates = {".".join([*parent, name]): name for name in fields}
+    if not parent:  # why: a flat key from before the sections (max_steps) names its section
+        for section in fields:
+            candidates |= {f"{section}.{name}": name for name in _fields_at((section,))}
+    by_name: dict[str, str] = {}
+    for dotted, name in candidates.items():
+        by_name.setdefault(name, dotted)
+    close = difflib.get_close_matches(key, list(by_name), n=1)
+    if close:
+        return f"did you mean {by_name[close[0]]}?"
+    return f"valid: {', '.join(fields)}"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    path = ".".join(str(part) for part in loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        kind = "field" if loc[:-1] else "section or key"
+        return f"{path}: unknown {kind}; {_suggest(loc)}"
+    return f"{path}: {error['msg']}"
+
+
+def validate_config(raw: dict, *, source: str = "run config") -> RunConfig:
+    """A RunConfig from a mapping, or a ConfigError listing every mistake with its key path."""
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ValueError(f"invalid run config{f' {path}' if path else ''}:\n{exc}") from exc
+        lines = "\n".join(f"  {_describe(error)}" for error in exc.errors())
+        raise ConfigError(f"invalid {source}:\n{lines}") from exc
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML file (or shipped config name) and apply dotted `section.key=value` overrides.
+
+    Override values are parsed as YAML (`model.bf16=true`, `data.path=out/x`).
+    """
+    raw: dict = {}
+    source = "run config"
+    if path is not None:
+        file = _config_file(path)
+        source = f"run config {path}"
+        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: a run config is a YAML mapping")
+    for item in overrides or []:
+        _set_dotted(raw, item)
+    return validate_config(raw, source=source)

@@ -1,6 +1,11 @@
 import pytest
 
-from tinylm_train.models import MODEL_SHAPES, build_config, count_parameters, padded_vocab_size
+from tinylm_train.models.qwen2 import (
+    MODEL_SHAPES,
+    build_config,
+    count_parameters,
+    padded_vocab_size,
+)
 
 
 def test_vocab_is_padded_to_a_multiple_of_64():

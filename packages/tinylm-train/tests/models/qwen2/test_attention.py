@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from tinylm_train.attention import model_inputs, select_attention
 from tinylm_train.collate import collate_blocks
-from tinylm_train.models import build_config
+from tinylm_train.models.qwen2 import build_config
+from tinylm_train.models.qwen2.attention import model_inputs, select_attention
 from tinylm_train.shards import Block
 
 

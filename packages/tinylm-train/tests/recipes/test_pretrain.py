@@ -7,9 +7,9 @@ import torch
 
 from tinylm_shards.testing import write_dataset
 from tinylm_train.config import load_config
-from tinylm_train.pretrain import run_pretrain
+from tinylm_train.recipes.pretrain import run_pretrain
 
-CONFIG = Path(__file__).resolve().parents[1] / "src" / "tinylm_train" / "configs" / "debug.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "src" / "tinylm_train" / "configs" / "debug.yaml"
 
 
 def _losses(run: Path) -> list[float]:
@@ -21,7 +21,11 @@ def test_train_export_reload_and_resume_exactly(tmp_path):
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     write_dataset(tmp_path / "data", num_docs=400)
-    common = [f"data={tmp_path / 'data' / 'sample'}", "max_steps=20", "save_steps=10"]
+    common = [
+        f"data.path={tmp_path / 'data' / 'sample'}",
+        "optimisation.max_steps=20",
+        "checkpoint.save_steps=10",
+    ]
     full = tmp_path / "full"
     final = run_pretrain(load_config(CONFIG, [*common, f"output_dir={full}"]))
     losses = _losses(full)

@@ -1,4 +1,7 @@
-"""Named Qwen2 model shapes and the vocabulary size that comes from the shard manifest."""
+"""Named Qwen2 model shapes and the vocabulary size that comes from the shard manifest.
+
+No torch import here: the run config validates model names against MODEL_SHAPES.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,70 @@
+"""This rank's block stream, resumable through state_dict, and the collator into model inputs.
+
+Loop-independent: an HF-Trainer loop and a pipeline loop both iterate a BlockDataset and call a
+ModelInputCollator on each micro-batch of blocks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from tinylm_train.collate import collate_blocks
+from tinylm_train.models.qwen2.attention import model_inputs
+from tinylm_train.shards import Block, ShardReader
+
+
+class BlockDataset(torch.utils.data.IterableDataset):
+    """This rank's endless stream of blocks; its position is saved in every checkpoint."""
+
+    def __init__(
+        self, data: str | Path, *, seed: int, rank: int, world_size: int, state: dict | None = None
+    ) -> None:
+        self.reader = ShardReader(data, seed=seed, rank=rank, world_size=world_size)
+        if state is not None:
+            self.reader.load_state_dict(state)
+
+    def __iter__(self):
+        return iter(self.reader)
+
+    def state_dict(self) -> dict:
+        return self.reader.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.reader.load_state_dict(state)
+
+
+class BlockLog:
+    """Appends the block indices of each optimizer step to a JSONL file (one line per micro-batch).
+
+    `start_step` is the step a resumed run continues after, so step numbers keep counting.
+    """
+
+    def __init__(
+        self, path: Path, *, gradient_accumulation_steps: int, start_step: int = 0
+    ) -> None:
+        self.path = path
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.micro_batches = start_step * gradient_accumulation_steps
+
+    def record(self, blocks: Sequence[Block]) -> None:
+        step = self.micro_batches // self.gradient_accumulation_steps + 1
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": step, "blocks": [b.index for b in blocks]}) + "\n")
+        self.micro_batches += 1
+
+
+class ModelInputCollator:
+    """Blocks → forward kwargs for the chosen attention path (optionally logging the blocks)."""
+
+    def __init__(self, attention: str, *, block_log: BlockLog | None = None) -> None:
+        self.attention = attention
+        self.block_log = block_log
+
+    def __call__(self, blocks: Sequence[Block]) -> dict:
+        if self.block_log is not None:
+            self.block_log.record(blocks)
+        return model_inputs(collate_blocks(blocks), self.attention)

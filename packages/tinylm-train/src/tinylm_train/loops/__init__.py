@@ -1,0 +1,1 @@
+"""Training loops: each drives a model over the shared loop parts (data, collate, metrics, checkpoint)."""

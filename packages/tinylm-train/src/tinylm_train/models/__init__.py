@@ -1,0 +1,1 @@
+"""Model families: each has its shapes and attention functions under `models/<name>/`."""

@@ -1,0 +1,1 @@
+"""One recipe per training mode: its data, collate, loss and loop."""
