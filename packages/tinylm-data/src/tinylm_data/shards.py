@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .arrow_writers import PARQUET_OPTIONS, list_array
 from .atomic import atomic_path, file_sha256
 from .faults import crash_point
 from .pack import Block
-from .records import PARQUET_OPTIONS, list_array
 
 SCHEMA_VERSION = 1
 SHARD_SCHEMA = pa.schema(
@@ -63,6 +63,9 @@ class ShardWriter:
             },
             schema=SHARD_SCHEMA,
         )
+        for name, values in blocks[0].token_columns.items():  # extra per-token columns, if any
+            column = [b.token_columns[name] for b in blocks]
+            table = table.append_column(name, list_array(column, pa.from_numpy_dtype(values.dtype)))
         path = self.directory / f"part-{len(self.shards):05d}.parquet"
         crash_point("shard")
         with atomic_path(path) as tmp:
