@@ -39,6 +39,7 @@ def _stats_without_timings(directory: Path) -> dict:
     return stats
 
 
+@pytest.mark.slow
 def test_build_writes_the_contract_and_accounts_for_every_document(corpus, tmp_path):
     result = _build(corpus, tmp_path)
     directory = resolve_dataset_dir(tmp_path / "tiny")
@@ -204,6 +205,7 @@ def test_killed_build_resumes_to_identical_output(corpus, tmp_path, crash, paral
     assert not list(dataset.rglob("*.tmp")) and not list(dataset.glob(".staging-*"))
 
 
+@pytest.mark.slow  # reads and rejects a 50 MB document
 def test_unreadable_and_truncated_inputs_are_counted_not_fatal(corpus, tmp_path):
     root = tmp_path / "c"
     shutil.copytree(corpus.parent, root)

@@ -143,6 +143,7 @@ def build(
         raise typer.Exit(2) from None
     from .build import BuildOptions, run_build
     from .engines import PARALLEL_OVER, LocalEngine
+    from .spark_engine import SparkUnavailable, spark_engine
     from .stage_one import StrictModeError
     from .stage_one_worker import WorkerStartError
 
@@ -166,11 +167,15 @@ def build(
                     cfg, base, options, progress, engine=LocalEngine(options.workers, parallel_over)
                 )
         else:
-            from .spark_engine import spark_engine
-
             with spark_engine(spark_master) as spark, _RichProgress(console) as progress:
                 result = run_build(cfg, base, options, progress, engine=spark)
-    except (StrictModeError, ConfigError, FileNotFoundError, WorkerStartError) as exc:
+    except (
+        StrictModeError,
+        ConfigError,
+        FileNotFoundError,
+        WorkerStartError,
+        SparkUnavailable,
+    ) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     _print_summary(console, result)
