@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +26,7 @@ from .config import BuildConfig
 from .document import Batch, Rejection, Row
 from .mixture import copies, rounds_needed
 from .pack import make_packer
+from .progress import Progress
 from .shards import ShardWriter
 from .stage_one import Task, task_files
 from .stages import Stage
@@ -57,12 +58,6 @@ class AssemblyResult:
     length_histograms: dict[str, list[int]] = field(default_factory=dict)
     reject_files: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
-
-
-class Progress(Protocol):
-    def stage(self, name: str, total: int | None) -> None: ...
-
-    def advance(self, amount: int) -> None: ...
 
 
 @dataclass(frozen=True)

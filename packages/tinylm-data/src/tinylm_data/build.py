@@ -21,6 +21,7 @@ from .atomic import remove_temporaries, write_json, write_text
 from .build_stats import build_stats
 from .config import BuildConfig
 from .fingerprint import code_fingerprint, file_fingerprint, version_id
+from .progress import Progress
 from .shards import SCHEMA_VERSION
 from .stage_one import StageOneJob, Task, load_finished
 from .stage_one_worker import WorkerSetup
@@ -45,14 +46,6 @@ class BuildOptions:
     # share each file's batches; "auto": files when there are at least twice as many files as
     # workers.
     parallel_over: str = "auto"
-
-
-class Progress:
-    """Hooks a front end implements; the defaults do nothing."""
-
-    def stage(self, name: str, total: int | None) -> None: ...
-
-    def advance(self, amount: int) -> None: ...
 
 
 @dataclass

@@ -14,12 +14,12 @@ from typing import Any, Protocol
 
 from .assembly import (
     KeptFiles,
-    Progress,
     Removal,
     local_exact_duplicates,
     local_near_duplicates,
 )
 from .config import BuildConfig
+from .progress import Progress
 from .stage_one import StageOneJob, Task, TaskRunner
 
 PARALLEL_OVER = ("auto", "files", "batches")

@@ -22,8 +22,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from .assembly import KeptFiles, Progress, Removal
+from .assembly import KeptFiles, Removal
 from .config import BuildConfig
+from .progress import Progress
 from .stage_one import StageOneJob, Task
 from .stages import Stage
 
