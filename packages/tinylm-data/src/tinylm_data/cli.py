@@ -245,7 +245,7 @@ def _print_summary(console, result) -> None:
     sources = stats["sources"]
 
     def removed(s: dict) -> list[int]:
-        return [sum(s["removed"].get(stage, {}).values()) for stage in REMOVING_STAGES]
+        return [sum(s.get("removed", {}).get(stage, {}).values()) for stage in REMOVING_STAGES]
 
     for name, s in sources.items():
         a = s["accounting"]
