@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinylm_data.assemble import exact_duplicates
+from tinylm_data.assembly import exact_duplicates
 from tinylm_data.mixture import copies, rounds_needed
 
 

@@ -383,12 +383,12 @@ def test_cleaning_and_filters_remove_what_was_planted_and_nothing_else():
     exact and near duplicates stay duplicates under the pipeline's own keys and words."""
     from tinylm_data.clean import Cleaner
     from tinylm_data.config import load_config_file, parse_config
-    from tinylm_data.filters import FilterConfig, apply_filters, detect_language
+    from tinylm_data.filters import apply_filters, detect_language
     from tinylm_data.textnorm import dedup_key, words
 
     config = parse_config(load_config_file(sample_config()))
     sources = {s.kind: s for s in config.sources}
-    filters = FilterConfig(**config.filters)
+    filters = config.filters
     info = planted()
     cleaned: dict[tuple[str, str, int], tuple[str, str]] = {}
     dropped = set()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tinylm_data.build import BuildOptions
+from tinylm_data.build import BuildOptions, run_build
 from tinylm_data.config import load_config_file, parse_config
 from tinylm_data.sample import sample_dir
 
@@ -25,14 +25,13 @@ def _removed(directory: Path) -> set[tuple[str, str, str]]:
 
 
 def test_spark_and_local_engines_agree_on_the_sample(sample_build, tmp_path):
-    from tinylm_data.spark_engine import run_build_spark
+    from tinylm_data.spark_engine import spark_engine
 
     path = sample_dir() / "sample.yaml"
     config = parse_config(load_config_file(path))
     assert config.dedup.near.enabled, "the sample exercises near dedup too"
-    spark = run_build_spark(
-        config, path.parent, BuildOptions(out_root=tmp_path, workers=2), master="local[2]"
-    )
+    with spark_engine("local[2]") as engine:
+        spark = run_build(config, path.parent, BuildOptions(out_root=tmp_path), engine=engine)
     local_dir = sample_build / "sample" / (sample_build / "sample" / "LATEST").read_text().strip()
     local_manifest = json.loads((local_dir / "manifest.json").read_text())
     assert spark.manifest["version"] == local_manifest["version"]

@@ -10,22 +10,28 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tinylm_shards import write_manifest
 
 from . import __version__
-from .assemble import LENGTH_BINS, Assembler
+from .assembly import LENGTH_BINS, Assembly
 from .atomic import remove_temporaries, write_json, write_text
+from .build_stats import build_stats
 from .config import BuildConfig
 from .fingerprint import code_fingerprint, file_fingerprint, version_id
-from .tasks import Task, TaskRunner, load_finished
+from .progress import Progress
+from .stage_one import StageOneJob, Task, load_finished
+from .stage_one_worker import WorkerSetup
+from .stages import STAGE_ONE
+from .steps import Step, declared_token_columns
 from .tokenizer import LoadedTokenizer
-from .work import WorkerSetup
+
+if TYPE_CHECKING:
+    from .engines import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -37,21 +43,10 @@ class BuildOptions:
     batch_size: int = 256
     strict: bool = False
     keep_work: bool = False
-    # "files": each worker takes whole input files; "batches": the workers share each file's
-    # batches; "auto": files when there are at least twice as many files as workers.
+    # Local engine only. "files": each worker takes whole input files; "batches": the workers
+    # share each file's batches; "auto": files when there are at least twice as many files as
+    # workers.
     parallel_over: str = "auto"
-
-
-class Progress:
-    """Hooks a front end implements; the defaults do nothing."""
-
-    def stage(self, name: str, total: int | None) -> None: ...
-
-    def advance(self, amount: int) -> None: ...
-
-
-# (tasks, setup, work_dir, config, options, reader_factory) -> task summaries
-Stage1 = Callable[..., Iterable[dict[str, Any]]]
 
 
 @dataclass
@@ -88,134 +83,27 @@ def plan_tasks(config: BuildConfig, base: Path) -> list[Task]:
     return tasks
 
 
-def _read_task(config: BuildConfig) -> Callable[[Task], Any]:
-    from .readers import read_documents
-
-    def read(task: Task):
-        source = config.sources[task.source_index]
-        return read_documents(
-            source.kind,
-            task.path,
-            source=source.name,
-            text_field=source.text_field,
-            id_field=source.id_field,
-            display_path=task.display_path,
-            max_line_bytes=config.max_line_bytes,
-        )
-
-    return read
-
-
-def make_task_runner(
-    config, setup, work_dir, options, reader_factory, *, workers: int
-) -> TaskRunner:
-    return TaskRunner(
-        config,
-        setup,
-        work_dir,
-        workers=workers,
-        batch_size=options.batch_size,
-        strict=options.strict,
-        reader=reader_factory(config),
-    )
-
-
-def _local_stage1(progress: Progress) -> Stage1:
-    """Whole files in parallel when there are enough of them, else batches of one file at a time.
-
-    File-parallel workers read, process and write their files themselves, so the main process
-    only waits; with fewer files than twice the workers, one large file would leave the other
-    workers idle, so its batches are spread over the pool instead.
-    """
-
-    def run(tasks, setup, work_dir, config, options, reader_factory):
-        workers = max(1, min(options.workers, os.cpu_count() or 1))
-        if options.parallel_over not in ("auto", "files", "batches"):
-            raise ValueError(
-                f"parallel_over must be auto, files or batches: {options.parallel_over!r}"
-            )
-        by_files = options.parallel_over == "files" or (
-            options.parallel_over == "auto" and len(tasks) >= 2 * workers
-        )
-        if workers > 1 and by_files:
-            yield from _file_parallel(tasks, workers, progress, (
-                config, setup, work_dir, options, reader_factory
-            ))  # fmt: skip
-            return
-        with make_task_runner(
-            config, setup, work_dir, options, reader_factory, workers=workers
-        ) as runner:
-            for task in tasks:
-                yield runner.run(task)
-                progress.advance(task.size)
-
-    return run
-
-
-_FILE_RUNNER: TaskRunner | None = None
-
-
-def _init_file_worker(config, setup, work_dir, options, reader_factory) -> None:
-    global _FILE_RUNNER
-    _FILE_RUNNER = make_task_runner(config, setup, work_dir, options, reader_factory, workers=1)
-    _FILE_RUNNER.__enter__()
-
-
-def _run_file_task(task: Task) -> dict[str, Any]:
-    assert _FILE_RUNNER is not None
-    return _FILE_RUNNER.run(task)
-
-
-def _file_parallel(tasks, workers: int, progress: Progress, runner_args: tuple):
-    """One task per worker at a time, largest first (so a big file does not start last)."""
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    queue = sorted(tasks, key=lambda t: (-t.size, t.index))
-    with ProcessPoolExecutor(
-        workers,
-        mp_context=mp.get_context("fork"),
-        initializer=_init_file_worker,
-        initargs=runner_args,
-    ) as pool:
-        pending = {pool.submit(_run_file_task, task): task for task in queue[:workers]}
-        queue = queue[workers:]
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = pending.pop(future)
-                    summary = future.result()
-                    if queue:
-                        following = queue.pop(0)
-                        pending[pool.submit(_run_file_task, following)] = following
-                    progress.advance(task.size)
-                    yield summary
-        except BrokenProcessPool:
-            raise RuntimeError(
-                "a build worker process died (killed, or out of memory); finished files are "
-                "kept: rerun the same command to resume"
-            ) from None
-        finally:
-            for future in pending:
-                future.cancel()
-
-
 def run_build(
     config: BuildConfig,
     base: Path,
     options: BuildOptions,
     progress: Progress | None = None,
     *,
-    stage1: Stage1 | None = None,
-    assembler_factory: Callable[..., Assembler] | None = None,
+    engine: Engine | None = None,
+    extra_steps: Sequence[Step] = (),
 ) -> BuildResult:
     """Build `config` (paths relative to `base`) under `options.out_root`.
 
-    `stage1` and `assembler_factory` let another engine (Spark) run the same steps its own way.
+    `engine` runs stage 1 and the duplicate search (default: a `LocalEngine` with the options'
+    workers). `extra_steps` (stage `KEPT`) run on the kept documents after the built-in stage-1
+    steps, for instance to add a per-token column; engines that send them to other processes
+    pickle them. Their class names join the code version, so they change the version id.
     """
+    from .engines import LocalEngine
+
     progress = progress or Progress()
+    engine = engine or LocalEngine(options.workers, options.parallel_over)
+    token_columns = declared_token_columns(extra_steps)
     progress.stage("load tokenizer, hash inputs", None)
     tasks = plan_tasks(config, base)
     tokenizer = LoadedTokenizer(config.tokenizer, base)
@@ -225,7 +113,8 @@ def run_build(
             {"source": t.source, "file": t.display_path, "content": t.fingerprint} for t in tasks
         ],
         config=config_data,
-        code_version=code_fingerprint(),
+        code_version=code_fingerprint()
+        + "".join(f";{type(s).__module__}.{type(s).__qualname__}" for s in extra_steps),
         tokenizer_sha256=tokenizer.info.sha256,
     )
     dataset_dir = options.out_root / config.name
@@ -260,25 +149,29 @@ def run_build(
             "resuming: %d of %d input files already processed", len(tasks) - len(todo), len(tasks)
         )
     setup = WorkerSetup(
-        config=config, tokenizer_json=tokenizer.backend.to_str(), eos_id=tokenizer.info.eos_id
+        config=config,
+        tokenizer_json=tokenizer.backend.to_str(),
+        eos_id=tokenizer.info.eos_id,
+        extra_steps=tuple(extra_steps),
     )
-    progress.stage("read, clean, filter, tokenize", sum(t.size for t in todo) or None)
-    run_stage1 = stage1 or _local_stage1(progress)
-    for summary in run_stage1(todo, setup, work_dir, config, options, _read_task):
+    job = StageOneJob(config, setup, work_dir, options.batch_size, options.strict)
+    progress.stage(", ".join(STAGE_ONE), sum(t.size for t in todo) or None)
+    for summary in engine.run_tasks(todo, job, progress):
         summaries[summary["task"]] = summary
 
     # Stage 2 into a staging directory, renamed into place when complete.
     staging = dataset_dir / f".staging-{version}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    assembled = (assembler_factory or Assembler)(
+    assembled = Assembly(
         config,
         tasks,
         work_dir,
         staging,
         pad_id=tokenizer.info.pad_id,
-        on_stage=progress.stage,
-        on_advance=progress.advance,
+        token_columns=token_columns,
+        engine=engine,
+        progress=progress,
     ).run()
     progress.stage("write manifest", None)
     tokenizer.save(staging / "tokenizer")
@@ -325,65 +218,3 @@ def run_build(
     if not options.keep_work:
         shutil.rmtree(work_dir, ignore_errors=True)
     return BuildResult(out_dir, manifest, stats)
-
-
-def build_stats(config: BuildConfig, tasks: list[Task], summaries: list[dict], assembled) -> dict:
-    sources: dict[str, Any] = {}
-    for source in config.sources:
-        mine = [s for t, s in zip(tasks, summaries, strict=True) if t.source == source.name]
-        read_rejected: Counter = Counter()
-        filtered: Counter = Counter()
-        clean_changes: Counter = Counter()
-        for summary in mine:
-            read_rejected.update(summary["read_rejected"])
-            filtered.update(summary["filtered"])
-            clean_changes.update(summary["clean_changes"])
-        stage2 = assembled.per_source[source.name]
-        n_in = sum(s["in"] for s in mine)
-        n_rejected = sum(read_rejected.values())
-        n_filtered = sum(filtered.values()) + stage2["sampled_out"]
-        n_dupes = stage2["exact_dedup"] + stage2["near_dedup"]
-        kept = stage2["kept"]
-        accounting = {
-            "in": n_in,
-            "kept": kept,
-            "filtered": n_filtered,
-            "duplicates": n_dupes,
-            "rejected": n_rejected,
-        }
-        if n_in != kept + n_filtered + n_dupes + n_rejected:
-            raise RuntimeError(
-                f"document accounting does not close for source {source.name}: {accounting}"
-            )
-        after_read = n_in - n_rejected
-        after_filter = after_read - sum(filtered.values())
-        after_exact = after_filter - stage2["exact_dedup"]
-        after_near = after_exact - stage2["near_dedup"]
-        sources[source.name] = {
-            "files": len(mine),
-            "bytes": sum(s["bytes"] for s in mine),
-            "chars_in": sum(s["chars_in"] for s in mine),
-            "accounting": accounting,
-            "funnel": {
-                "in": n_in,
-                "read": after_read,
-                "filter": after_filter,
-                "exact_dedup": after_exact,
-                "near_dedup": after_near,
-                "mixture": kept,
-            },
-            "read_rejected": dict(sorted(read_rejected.items())),
-            "filtered": dict(sorted(filtered.items())),
-            "clean_changes": dict(sorted(clean_changes.items())),
-            "exact_duplicates": stage2["exact_dedup"],
-            "near_duplicates": stage2["near_dedup"],
-            "sampled_out": stage2["sampled_out"],
-            "weight": source.weight,
-            "tokens_kept": stage2["tokens_kept"],
-            "tokens_packed": stage2["tokens_packed"],
-            "documents_packed": stage2["copies_packed"],
-        }
-    totals = Counter()
-    for s in sources.values():
-        totals.update(s["accounting"])
-    return {"sources": sources, "total": dict(totals), "packing": assembled.pack_stats}

@@ -141,11 +141,17 @@ def build(
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    from .build import BuildOptions
-    from .tasks import StrictModeError
+    from .build import BuildOptions, run_build
+    from .engines import PARALLEL_OVER, LocalEngine
+    from .spark_engine import SparkUnavailable, spark_engine
+    from .stage_one import StrictModeError
+    from .stage_one_worker import WorkerStartError
 
-    if parallel_over not in ("auto", "files", "batches"):
-        console.print("[red]error:[/red] --parallel-over must be auto, files or batches")
+    if parallel_over not in PARALLEL_OVER:
+        console.print(f"[red]error:[/red] --parallel-over must be {', '.join(PARALLEL_OVER)}")
+        raise typer.Exit(2)
+    if engine not in ("local", "spark"):
+        console.print(f"[red]error:[/red] unknown engine {engine!r}: choose local or spark")
         raise typer.Exit(2)
     options = BuildOptions(
         out_root=out,
@@ -156,18 +162,20 @@ def build(
     )
     try:
         if engine == "local":
-            from .build import run_build
-
             with _RichProgress(console) as progress:
-                result = run_build(cfg, base, options, progress)
-        elif engine == "spark":
-            from .spark_engine import run_build_spark
-
-            with _RichProgress(console) as progress:
-                result = run_build_spark(cfg, base, options, progress, master=spark_master)
+                result = run_build(
+                    cfg, base, options, progress, engine=LocalEngine(options.workers, parallel_over)
+                )
         else:
-            raise ConfigError(f"unknown engine {engine!r}: choose local or spark")
-    except (StrictModeError, ConfigError, FileNotFoundError) as exc:
+            with spark_engine(spark_master) as spark, _RichProgress(console) as progress:
+                result = run_build(cfg, base, options, progress, engine=spark)
+    except (
+        StrictModeError,
+        ConfigError,
+        FileNotFoundError,
+        WorkerStartError,
+        SparkUnavailable,
+    ) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     _print_summary(console, result)
@@ -224,46 +232,29 @@ class _RichProgress:
 def _print_summary(console, result) -> None:
     from rich.table import Table
 
+    from .stages import REMOVING_STAGES, STAGE_INFO
+
     stats, manifest = result.stats, result.manifest
     table = Table(
         title=f"{manifest['name']} {manifest['version']}"
         + (" (already built)" if result.reused else "")
     )
-    for column in (
-        "source",
-        "in",
-        "rejected",
-        "filtered",
-        "exact dup",
-        "near dup",
-        "kept",
-        "tokens",
-    ):
+    columns = ["source", "in", *(STAGE_INFO[s].column for s in REMOVING_STAGES), "kept", "tokens"]
+    for column in columns:
         table.add_column(column, justify="left" if column == "source" else "right")
-    for name, s in stats["sources"].items():
+    sources = stats["sources"]
+
+    def removed(s: dict) -> list[int]:
+        return [sum(s.get("removed", {}).get(stage, {}).values()) for stage in REMOVING_STAGES]
+
+    for name, s in sources.items():
         a = s["accounting"]
-        table.add_row(
-            name,
-            f"{a['in']:,}",
-            f"{a['rejected']:,}",
-            f"{a['filtered']:,}",
-            f"{s['exact_duplicates']:,}",
-            f"{s['near_duplicates']:,}",
-            f"{a['kept']:,}",
-            f"{s['tokens_packed']:,}",
-        )
+        figures = [a["in"], *removed(s), a["kept"], s["tokens_packed"]]
+        table.add_row(name, *(f"{n:,}" for n in figures))
+    per_stage = [sum(n) for n in zip(*(removed(s) for s in sources.values()), strict=True)]
     t = stats["total"]
-    table.add_row(
-        "total",
-        f"{t['in']:,}",
-        f"{t['rejected']:,}",
-        f"{t['filtered']:,}",
-        f"{sum(s['exact_duplicates'] for s in stats['sources'].values()):,}",
-        f"{sum(s['near_duplicates'] for s in stats['sources'].values()):,}",
-        f"{t['kept']:,}",
-        f"{manifest['tokens']['real']:,}",
-        style="bold",
-    )
+    figures = [t["in"], *per_stage, t["kept"], manifest["tokens"]["real"]]
+    table.add_row("total", *(f"{n:,}" for n in figures), style="bold")
     console.print(table)
     tok = manifest["tokens"]
     console.print(

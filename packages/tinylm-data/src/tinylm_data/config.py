@@ -8,6 +8,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .filters.config import FilterConfig
+
 READER_KINDS = ("dolma", "baike_qa", "zhihu_kol", "clue", "jsonl", "parquet", "txt")
 
 
@@ -49,6 +51,15 @@ class SourceConfig(_Strict):
             raise ValueError(
                 f"source name {value!r} must be a non-empty label without slashes or spaces"
             )
+        return value
+
+    @field_validator("clean")
+    @classmethod
+    def _rules_exist(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            from .clean.rules import ordered
+
+            ordered(value)  # raises ValueError naming the unknown rules
         return value
 
 
@@ -95,7 +106,9 @@ class BuildConfig(_Strict):
     bestfit_window: int = Field(8192, ge=1, description="Documents per best-fit-decreasing window.")
     rows_per_shard: int = Field(8192, ge=1, description="Blocks per Parquet shard.")
     sources: list[SourceConfig] = Field(min_length=1)
-    filters: dict[str, Any] = Field(default_factory=dict, description="FilterConfig fields.")
+    filters: FilterConfig = Field(
+        default_factory=FilterConfig, description="Which documents the filters drop."
+    )
     dedup: DedupConfig = DedupConfig()
     seed: int = Field(0, description="Seed of the mixture sampling.")
     max_line_bytes: int = Field(64 << 20, ge=1024, description="Longer input lines are rejected.")
@@ -126,9 +139,23 @@ def parse_config(data: dict[str, Any], *, origin: str = "config") -> BuildConfig
     except ValidationError as exc:
         lines = [f"invalid {origin}:"]
         for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            where = ".".join(_key_path(data, err["loc"])) or "(top level)"
             lines.append(f"  {where}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
+
+
+def _key_path(data: Any, loc: tuple) -> list[str]:
+    """The error location as the dotted key a user would write: sources by name, not index."""
+    path: list[str] = []
+    for part in loc:
+        if isinstance(part, int) and isinstance(data, list) and 0 <= part < len(data):
+            data = data[part]
+            name = data.get("name") if isinstance(data, dict) else None
+            path.append(name if isinstance(name, str) and name else str(part))
+        else:
+            data = data.get(part) if isinstance(data, dict) else None
+            path.append(str(part))
+    return path
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

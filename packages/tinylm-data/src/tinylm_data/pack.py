@@ -8,12 +8,16 @@ Two modes:
 * `bestfit` — best-fit-decreasing bin packing inside a bounded window of documents: a document that
   fits a block is never split, longer ones are cut into full blocks plus a remainder that is packed
   like any other piece, and the padding left over is what bin packing cannot avoid.
+
+Per-token columns (such as a label mask) ride along with the token ids: every piece of a document
+carries the same slice of each column, so a block's columns line up with its `input_ids`; their
+padding is 0.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +33,7 @@ class Block:
     doc_offsets: np.ndarray  # (segments + 1,) int32, 0 .. num_tokens
     doc_ids: list[str]
     is_partial: bool = False
+    token_columns: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (block_size,)
 
     @property
     def num_tokens(self) -> int:
@@ -65,16 +70,42 @@ class PackStats:
         }
 
 
+@dataclass(slots=True)
+class Piece:
+    """A document, or the part of one that goes into one block."""
+
+    doc_id: str
+    tokens: np.ndarray
+    columns: Mapping[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def cut(self, start: int, end: int) -> Piece:
+        return Piece(
+            self.doc_id,
+            self.tokens[start:end],
+            {name: values[start:end] for name, values in self.columns.items()},
+        )
+
+
 class _BlockBuilder:
     """Accumulates segments for one block and turns them into a `Block`."""
 
-    def __init__(self, block_size: int, pad_id: int) -> None:
+    def __init__(
+        self, block_size: int, pad_id: int, token_columns: Mapping[str, str] | None = None
+    ) -> None:
         self.block_size = block_size
         self.pad_id = pad_id
+        self.column_dtypes = {name: np.dtype(t) for name, t in (token_columns or {}).items()}
         self.reset()
 
     def reset(self) -> None:
         self.ids = np.full(self.block_size, self.pad_id, dtype=np.int32)
+        self.columns = {
+            name: np.zeros(self.block_size, dtype=dtype)
+            for name, dtype in self.column_dtypes.items()
+        }
         self.offsets = [0]
         self.doc_ids: list[str] = []
 
@@ -82,11 +113,14 @@ class _BlockBuilder:
     def fill(self) -> int:
         return self.offsets[-1]
 
-    def append(self, doc_id: str, tokens: np.ndarray) -> None:
+    def append(self, piece: Piece) -> None:
         start = self.fill
-        self.ids[start : start + len(tokens)] = tokens
-        self.offsets.append(start + len(tokens))
-        self.doc_ids.append(doc_id)
+        end = start + len(piece.tokens)
+        self.ids[start:end] = piece.tokens
+        for name, values in self.columns.items():
+            values[start:end] = piece.columns[name]
+        self.offsets.append(end)
+        self.doc_ids.append(piece.doc_id)
 
     def build(self, *, is_partial: bool) -> Block:
         block = Block(
@@ -94,6 +128,7 @@ class _BlockBuilder:
             doc_offsets=np.asarray(self.offsets, dtype=np.int32),
             doc_ids=self.doc_ids,
             is_partial=is_partial,
+            token_columns=self.columns,
         )
         self.reset()
         return block
@@ -105,14 +140,37 @@ class Packer:
 
     block_size: int
     pad_id: int
+    token_columns: Mapping[str, str] = field(default_factory=dict)  # name -> numpy dtype
     stats: PackStats = field(default_factory=PackStats)
 
     def __post_init__(self) -> None:
         if self.block_size < 2:
             raise ValueError(f"block_size must be at least 2, got {self.block_size}")
 
-    def add(self, doc_id: str, tokens: np.ndarray) -> Iterator[Block]:
+    def add(
+        self, doc_id: str, tokens: np.ndarray, columns: Mapping[str, np.ndarray] | None = None
+    ) -> Iterator[Block]:
+        """`columns` holds one array per declared token column, each as long as `tokens`."""
         raise NotImplementedError
+
+    def _piece(
+        self, doc_id: str, tokens: np.ndarray, columns: Mapping[str, np.ndarray] | None
+    ) -> Piece:
+        if len(tokens) == 0:
+            raise ValueError(f"document {doc_id} has no tokens")
+        columns = columns or {}
+        if set(columns) != set(self.token_columns):
+            raise ValueError(
+                f"document {doc_id}: token columns {sorted(columns)} differ from the declared "
+                f"{sorted(self.token_columns)}"
+            )
+        for name, values in columns.items():
+            if len(values) != len(tokens):
+                raise ValueError(
+                    f"document {doc_id}: token column {name!r} has {len(values)} values "
+                    f"for {len(tokens)} tokens"
+                )
+        return Piece(doc_id, tokens, columns)
 
     def finish(self) -> Iterator[Block]:
         raise NotImplementedError
@@ -132,17 +190,18 @@ class Packer:
 class ConcatPacker(Packer):
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._builder = _BlockBuilder(self.block_size, self.pad_id)
+        self._builder = _BlockBuilder(self.block_size, self.pad_id, self.token_columns)
 
-    def add(self, doc_id: str, tokens: np.ndarray) -> Iterator[Block]:
-        if len(tokens) == 0:
-            raise ValueError(f"document {doc_id} has no tokens")
+    def add(
+        self, doc_id: str, tokens: np.ndarray, columns: Mapping[str, np.ndarray] | None = None
+    ) -> Iterator[Block]:
+        document = self._piece(doc_id, tokens, columns)
         pieces = 0
         pos = 0
         while pos < len(tokens):
             room = self.block_size - self._builder.fill
             take = min(room, len(tokens) - pos)
-            self._builder.append(doc_id, tokens[pos : pos + take])
+            self._builder.append(document.cut(pos, pos + take))
             pieces += 1
             pos += take
             if self._builder.fill == self.block_size:
@@ -157,22 +216,29 @@ class ConcatPacker(Packer):
 class BestFitPacker(Packer):
     """Best-fit-decreasing over a window of `window_docs` documents (bounded memory)."""
 
-    def __init__(self, block_size: int, pad_id: int, window_docs: int = 8192) -> None:
-        super().__init__(block_size, pad_id)
+    def __init__(
+        self,
+        block_size: int,
+        pad_id: int,
+        window_docs: int = 8192,
+        token_columns: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(block_size, pad_id, dict(token_columns or {}))
         if window_docs < 1:
             raise ValueError("window_docs must be positive")
         self.window_docs = window_docs
-        self._pieces: list[tuple[str, np.ndarray]] = []
+        self._pieces: list[Piece] = []
         self._docs_in_window = 0
 
-    def add(self, doc_id: str, tokens: np.ndarray) -> Iterator[Block]:
-        if len(tokens) == 0:
-            raise ValueError(f"document {doc_id} has no tokens")
+    def add(
+        self, doc_id: str, tokens: np.ndarray, columns: Mapping[str, np.ndarray] | None = None
+    ) -> Iterator[Block]:
+        document = self._piece(doc_id, tokens, columns)
         full, rest = divmod(len(tokens), self.block_size)
         for k in range(full):
-            self._pieces.append((doc_id, tokens[k * self.block_size : (k + 1) * self.block_size]))
+            self._pieces.append(document.cut(k * self.block_size, (k + 1) * self.block_size))
         if rest:
-            self._pieces.append((doc_id, tokens[full * self.block_size :]))
+            self._pieces.append(document.cut(full * self.block_size, len(tokens)))
         self._count_document(full + (rest > 0))
         self._docs_in_window += 1
         if self._docs_in_window >= self.window_docs:
@@ -183,13 +249,13 @@ class BestFitPacker(Packer):
 
     def _pack_window(self) -> Iterator[Block]:
         # Largest first; ties keep arrival order, so the result is deterministic.
-        order = sorted(range(len(self._pieces)), key=lambda i: -len(self._pieces[i][1]))
+        order = sorted(range(len(self._pieces)), key=lambda i: -len(self._pieces[i]))
         bins: list[list[int]] = []  # piece indices per bin, in placement order
         # Open bins as (free slots, bin index), sorted: the first entry with room >= size is the
         # best fit, and among equals the oldest bin.
         open_bins: list[tuple[int, int]] = []
         for piece in order:
-            size = len(self._pieces[piece][1])
+            size = len(self._pieces[piece])
             at = bisect.bisect_left(open_bins, (size, -1))
             if at < len(open_bins):
                 room, chosen = open_bins.pop(at)
@@ -199,18 +265,27 @@ class BestFitPacker(Packer):
             bins[chosen].append(piece)
             if room - size:
                 bisect.insort(open_bins, (room - size, chosen))
-        builder = _BlockBuilder(self.block_size, self.pad_id)
+        builder = _BlockBuilder(self.block_size, self.pad_id, self.token_columns)
         for contents in bins:
             for piece in contents:
-                builder.append(*self._pieces[piece])
+                builder.append(self._pieces[piece])
             yield self._emit(builder.build(is_partial=False))
         self._pieces = []
         self._docs_in_window = 0
 
 
-def make_packer(mode: str, block_size: int, pad_id: int, *, window_docs: int = 8192) -> Packer:
+def make_packer(
+    mode: str,
+    block_size: int,
+    pad_id: int,
+    *,
+    window_docs: int = 8192,
+    token_columns: Mapping[str, str] | None = None,
+) -> Packer:
+    """A packer for `mode`; `token_columns` (name -> numpy dtype) are packed beside the ids."""
+    columns = dict(token_columns or {})
     if mode == "concat":
-        return ConcatPacker(block_size, pad_id)
+        return ConcatPacker(block_size, pad_id, columns)
     if mode == "bestfit":
-        return BestFitPacker(block_size, pad_id, window_docs)
+        return BestFitPacker(block_size, pad_id, window_docs, columns)
     raise ValueError(f"unknown pack mode {mode!r}; choose one of {', '.join(PACK_MODES)}")

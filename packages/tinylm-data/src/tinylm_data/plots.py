@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-FUNNEL_STAGES = ["in", "read", "filter", "exact_dedup", "near_dedup", "mixture"]
+from .stages import REMOVING_STAGES, STAGE_INFO
 
 
 def _pyplot():
@@ -21,15 +21,15 @@ def _pyplot():
 def plot_funnel(stats: dict, path: Path) -> None:
     plt = _pyplot()
     names = list(stats["sources"])
-    x = np.arange(len(FUNNEL_STAGES))
+    steps = ["in", *REMOVING_STAGES]
+    x = np.arange(len(steps))
     width = 0.8 / max(len(names), 1)
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for i, name in enumerate(names):
         funnel = stats["sources"][name]["funnel"]
-        ax.bar(x + i * width, [funnel[s] for s in FUNNEL_STAGES], width, label=name)
+        ax.bar(x + i * width, [funnel[s] for s in steps], width, label=name)
     ax.set_xticks(
-        x + width * (len(names) - 1) / 2,
-        ["input", "readable", "after filters", "after exact dedup", "after near dedup", "kept"],
+        x + width * (len(names) - 1) / 2, ["input", *(STAGE_INFO[s].after for s in REMOVING_STAGES)]
     )
     ax.tick_params(axis="x", labelrotation=15)
     ax.set_ylabel("documents")

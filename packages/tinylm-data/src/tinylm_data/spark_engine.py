@@ -1,12 +1,13 @@
 """The Spark engine: the same steps and configuration as the local engine, as Spark jobs.
 
-* Stage 1 (read, clean, filter, key, tokenize, sign) runs one Spark task per input file, with the
-  very code the local engine runs, writing the same per-task files into the work directory (on a
-  cluster that directory must be on storage every executor and the driver share).
+* Stage 1 (`stages.STAGE_ONE`) runs one Spark task per input file, with the very code the local
+  engine runs, writing the same per-task files into the work directory (on a cluster that
+  directory must be on storage every executor and the driver share).
 * Exact dedup is a Spark window over the 16-byte keys; near dedup is MinHash LSH with a distributed
   connected-components pass (`tinylm_data.dedup`).
-* Packing and writing stay on the driver: a single ordered pass over the task files, which is what
-  makes the shards identical to the local engine's (same version id, same bytes).
+* The assembly (packing and writing) is the build's own, on the driver: a single ordered pass over
+  the task files, which is what makes the shards identical to the local engine's (same version
+  id, same bytes). Use it as `run_build(..., engine=engine)` inside `with spark_engine() as engine`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-from .assemble import Assembler, Removal
-from .build import BuildOptions, BuildResult, Progress, run_build
+from .assembly import KeptFiles, Removal
 from .config import BuildConfig
+from .progress import Progress
+from .stage_one import StageOneJob, Task
+from .stages import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -90,63 +95,74 @@ def spark_session(master: str | None = None, app_name: str = "tinylm-data"):
     )
 
 
-class SparkAssembler(Assembler):
-    """Assembly whose dedup runs on Spark; packing is inherited unchanged."""
+class SparkEngine:
+    """Stage 1 as one Spark job (one task per input file); dedup as Spark jobs (see `Engine`)."""
 
-    def __init__(self, spark, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, spark) -> None:
         self.spark = spark
 
-    def _file_table(self):
-        rows = [
-            (
-                Path(path).resolve().as_uri(),
-                i,
-                int(self.task_offset[i]),
-                t.source_index if self.config.dedup.scope == "source" else 0,
-            )
-            for i, (path, t) in enumerate(zip(self.kept_files, self.tasks, strict=True))
-        ]
-        return self.spark.createDataFrame(rows, "file string, task int, offset long, grp long")
+    def run_tasks(self, tasks: list[Task], job: StageOneJob, progress: Progress) -> list[dict]:
+        if not tasks:
+            return []
 
-    def find_removals(self) -> dict[int, Removal]:
+        def run_partition(items):
+            # Spark runs one task per core already: no process pool inside an executor.
+            with job.runner(workers=1) as runner:
+                for (task,) in items:
+                    yield runner.run(task)
+
+        payload = [(t,) for t in tasks]
+        rdd = self.spark.sparkContext.parallelize(payload, numSlices=len(payload))
+        summaries = rdd.mapPartitions(run_partition).collect()
+        progress.advance(sum(t.size for t in tasks))
+        return summaries
+
+    def _documents(self, kept: KeptFiles, column: str):
+        """(doc, grp, column) of every kept document: doc is its global ordinal."""
+        from pyspark.sql import functions as F
+
+        files = self.spark.createDataFrame(
+            [
+                (Path(path).resolve().as_uri(), int(kept.offsets[i]), kept.groups[i])
+                for i, path in enumerate(kept.paths)
+            ],
+            "file string, offset long, grp long",
+        )
+        paths = [str(p) for p, rows in zip(kept.paths, kept.rows, strict=True) if rows]
+        return (
+            self.spark.read.parquet(*paths)
+            .select("ordinal", column, F.input_file_name().alias("file"))
+            .join(F.broadcast(files), "file")
+            .select((F.col("offset") + F.col("ordinal")).alias("doc"), "grp", column)
+        )
+
+    def exact_duplicates(self, kept: KeptFiles, config: BuildConfig) -> dict[int, Removal]:
         from pyspark.sql import Window
         from pyspark.sql import functions as F
 
-        removals: dict[int, Removal] = {}
-        paths = [str(p) for p, rows in zip(self.kept_files, self.rows, strict=True) if rows]
-        if not paths:
-            return removals
-        docs = (
-            self.spark.read.parquet(*paths)
-            .select("ordinal", "key", F.input_file_name().alias("file"))
-            .join(F.broadcast(self._file_table()), "file")
-            .select((F.col("offset") + F.col("ordinal")).alias("doc"), "key", "grp")
-        )
-        if self.config.dedup.exact:
-            self.on_stage("exact dedup (spark)", None)
-            first = F.min("doc").over(Window.partitionBy("grp", "key"))
-            dupes = docs.withColumn("first", first).where(F.col("doc") != F.col("first"))
-            for row in dupes.select("doc", "first").toLocalIterator():
-                removals[int(row["doc"])] = Removal("exact_dedup", int(row["first"]))
-        if self.config.dedup.near.enabled:
-            self.on_stage("near dedup (spark)", None)
-            removals.update(self._near_duplicates_spark(removals))
-        return removals
+        if not any(kept.rows):
+            return {}
+        docs = self._documents(kept, "key")
+        first = F.min("doc").over(Window.partitionBy("grp", "key"))
+        dupes = docs.withColumn("first", first).where(F.col("doc") != F.col("first"))
+        return {
+            int(row["doc"]): Removal(Stage.EXACT_DEDUP, int(row["first"]))
+            for row in dupes.select("doc", "first").toLocalIterator()
+        }
 
-    def _near_duplicates_spark(self, removed: dict[int, Removal]) -> dict[int, Removal]:
-        from pyspark.sql import functions as F
-
+    def near_duplicates(
+        self,
+        kept: KeptFiles,
+        config: BuildConfig,
+        removed: Mapping[int, Removal],
+        work_dir: Path,
+    ) -> dict[int, Removal]:
         from .dedup import near_dedup_spark_signatures
 
-        near = self.config.dedup.near
-        paths = [str(p) for p, rows in zip(self.kept_files, self.rows, strict=True) if rows]
-        signatures = (
-            self.spark.read.parquet(*paths)
-            .select("ordinal", "signature", F.input_file_name().alias("file"))
-            .join(F.broadcast(self._file_table()), "file")
-            .select((F.col("offset") + F.col("ordinal")).alias("doc"), "grp", "signature")
-        )
+        if not any(kept.rows):
+            return {}
+        near = config.dedup.near
+        signatures = self._documents(kept, "signature")
         if removed:
             gone = self.spark.createDataFrame([(d,) for d in removed], "doc long")
             signatures = signatures.join(gone, "doc", "left_anti")
@@ -159,51 +175,16 @@ class SparkAssembler(Assembler):
             slack=near.slack,
         )
         return {
-            int(doc): Removal("near_dedup", int(kept), int(cluster))
-            for doc, cluster, kept in result.removed()
+            int(doc): Removal(Stage.NEAR_DEDUP, int(kept_doc), int(cluster))
+            for doc, cluster, kept_doc in result.removed()
         }
 
 
-def run_build_spark(
-    config: BuildConfig,
-    base: Path,
-    options: BuildOptions,
-    progress: Progress | None = None,
-    *,
-    master: str | None = None,
-) -> BuildResult:
+@contextmanager
+def spark_engine(master: str | None = None) -> Iterator[SparkEngine]:
+    """A `SparkEngine` on a new session (local[*] unless `master` is given), stopped after."""
     spark = spark_session(master)
     try:
-        return run_build(
-            config,
-            base,
-            options,
-            progress,
-            stage1=_spark_stage1(spark),
-            assembler_factory=lambda *a, **k: SparkAssembler(spark, *a, **k),
-        )
+        yield SparkEngine(spark)
     finally:
         spark.stop()
-
-
-def _spark_stage1(spark):
-    """Runs the given tasks as one Spark job, one task per input file."""
-
-    def run(tasks, setup, work_dir, config, options, reader_factory):
-        if not tasks:
-            return []
-        payload = [(t,) for t in tasks]
-
-        def run_partition(items):
-            from .build import make_task_runner
-
-            # Spark runs one task per core already: no process pool inside an executor.
-            runner = make_task_runner(config, setup, work_dir, options, reader_factory, workers=1)
-            with runner:
-                for (task,) in items:
-                    yield runner.run(task)
-
-        rdd = spark.sparkContext.parallelize(payload, numSlices=len(payload))
-        return rdd.mapPartitions(run_partition).collect()
-
-    return run

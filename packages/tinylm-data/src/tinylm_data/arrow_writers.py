@@ -1,4 +1,4 @@
-"""Arrow schemas and writers for the intermediate per-task files and the rejects side output."""
+"""Arrow schemas and Parquet writers: the rejects side output, work files, shared options."""
 
 from __future__ import annotations
 

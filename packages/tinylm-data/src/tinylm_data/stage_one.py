@@ -1,4 +1,4 @@
-"""Stage 1: every input file is a task that reads, cleans, filters, keys and tokenizes its documents.
+"""Stage 1: every input file is a task whose documents are read and put through the stage-1 steps.
 
 A task writes its kept documents (ids, keys, token ids, signatures) and its rejects to Parquet in
 the build's work directory, and a summary JSON last; the summary is the completion marker, so a
@@ -10,26 +10,29 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from .atomic import atomic_path, write_json
-from .config import BuildConfig
-from .document import Document, Rejection
-from .faults import crash_point
-from .records import (
+from .arrow_writers import (
     REJECT_SCHEMA,
     WORK_PARQUET_OPTIONS,
     RowGroupWriter,
     list_array,
     rejects_table,
 )
-from .work import BatchResult, WorkerSetup, init_worker, process_batch
+from .atomic import atomic_path, write_json
+from .config import BuildConfig
+from .document import Document, Rejection
+from .faults import crash_point
+from .stage_one_worker import BatchResult, WorkerSetup, init_worker, process_batch
+from .stages import Stage
+from .steps import declared_token_columns
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,9 @@ class Task:
         return f"task-{self.index:05d}"
 
 
-def kept_schema(signature_type: pa.DataType | None) -> pa.Schema:
+def kept_schema(
+    signature_type: pa.DataType | None, token_columns: Mapping[str, str] | None = None
+) -> pa.Schema:
     fields = [
         ("ordinal", pa.int64()),  # position among the task's kept documents
         ("doc_id", pa.string()),
@@ -67,6 +72,8 @@ def kept_schema(signature_type: pa.DataType | None) -> pa.Schema:
     ]
     if signature_type is not None:
         fields.append(("signature", pa.list_(signature_type)))
+    for name, dtype in (token_columns or {}).items():
+        fields.append((name, pa.list_(pa.from_numpy_dtype(np.dtype(dtype)))))
     return pa.schema(fields)
 
 
@@ -109,6 +116,49 @@ def _bounded_ordered_map(
     while pending:
         head_tag, handle = pending.popleft()
         yield head_tag, handle.get()
+
+
+class TaskReader:
+    """Reads the documents of one task with its source's reader settings (picklable)."""
+
+    def __init__(self, config: BuildConfig) -> None:
+        self.config = config
+
+    def __call__(self, task: Task) -> Iterator[Document | Rejection]:
+        from .readers import read_documents
+
+        source = self.config.sources[task.source_index]
+        return read_documents(
+            source.kind,
+            task.path,
+            source=source.name,
+            text_field=source.text_field,
+            id_field=source.id_field,
+            display_path=task.display_path,
+            max_line_bytes=self.config.max_line_bytes,
+        )
+
+
+@dataclass(frozen=True)
+class StageOneJob:
+    """Everything an engine needs to run stage-1 tasks, in any process."""
+
+    config: BuildConfig
+    setup: WorkerSetup
+    work_dir: Path
+    batch_size: int
+    strict: bool
+
+    def runner(self, *, workers: int) -> TaskRunner:
+        return TaskRunner(
+            self.config,
+            self.setup,
+            self.work_dir,
+            workers=workers,
+            batch_size=self.batch_size,
+            strict=self.strict,
+            reader=TaskReader(self.config),
+        )
 
 
 class TaskRunner:
@@ -159,19 +209,20 @@ class TaskRunner:
         files = task_files(self.work_dir, task)
         counts: dict[str, Any] = {
             "in": 0,
-            "read_rejected": Counter(),
-            "filtered": Counter(),
-            "clean_changes": Counter(),
+            "rejected": {},  # stage -> Counter of reasons
+            "changes": Counter(),
             "kept": 0,
             "chars_in": 0,
             "tokens": 0,
+            "seconds": Counter(),  # stage -> seconds (summed over workers)
         }
         near = self.config.dedup.near
         # MinHash values fit in 32 bits; int64 keeps them readable by Spark (no unsigned types).
         signature_type = pa.int64() if near.enabled else None
+        token_columns = declared_token_columns(self.setup.extra_steps)
         with atomic_path(files["kept"]) as kept_tmp, atomic_path(files["rejects"]) as rej_tmp:
             kept_writer = RowGroupWriter(
-                kept_tmp, kept_schema(signature_type), options=WORK_PARQUET_OPTIONS
+                kept_tmp, kept_schema(signature_type, token_columns), options=WORK_PARQUET_OPTIONS
             )
             rejects_writer = RowGroupWriter(rej_tmp, REJECT_SCHEMA)
             try:
@@ -193,15 +244,19 @@ class TaskRunner:
                 k: dict(sorted(v.items())) if isinstance(v, Counter) else v
                 for k, v in counts.items()
             },
+            "rejected": {
+                stage: dict(sorted(reasons.items()))
+                for stage, reasons in counts["rejected"].items()
+            },
         }
         write_json(files["summary"], summary)
         return summary
 
     def _batches(self, task: Task, counts: dict[str, Any]) -> Iterator[tuple]:
-        """Yields `(read_rejections, source_index, docs)`; read rejections ride with their batch."""
+        """Yields `(read_rejections, *process_batch arguments)`; read rejections ride with their batch."""
         docs: list[tuple[str, str, int | None]] = []
         rejections: list[Rejection] = []
-        for item in self.reader(task):
+        for item in _timed(self.reader(task), counts["seconds"], Stage.READ):
             counts["in"] += 1
             if isinstance(item, Rejection):
                 if self.strict:
@@ -218,10 +273,10 @@ class TaskRunner:
                 continue
             docs.append((item.id, item.text, item.meta.get("line")))
             if len(docs) >= self.batch_size:
-                yield rejections, task.source_index, docs
+                yield rejections, task.source_index, task.source, task.display_path, docs
                 docs, rejections = [], []
         if docs or rejections:
-            yield rejections, task.source_index, docs
+            yield rejections, task.source_index, task.source, task.display_path, docs
 
     def _record(
         self,
@@ -232,20 +287,15 @@ class TaskRunner:
         kept_writer: RowGroupWriter,
         rejects_writer: RowGroupWriter,
     ) -> None:
-        for rejection in read_rejects:
-            counts["read_rejected"][rejection.reason] += 1
-        filtered = [
-            Rejection(
-                task.source, "filter", reason, doc_id=doc_id, file=task.display_path, line=line
-            )
-            for doc_id, line, reason in result.filtered
-        ]
-        for rejection in filtered:
-            counts["filtered"][rejection.reason] += 1
-        rejects_writer.write(rejects_table(read_rejects + filtered))
-        counts["clean_changes"].update(result.clean_changes)
+        rejections = read_rejects + result.rejections
+        for rejection in rejections:
+            by_reason = counts["rejected"].setdefault(rejection.stage, Counter())
+            by_reason[rejection.reason] += 1
+        rejects_writer.write(rejects_table(rejections))
+        counts["changes"].update(result.changes)
+        counts["seconds"].update(result.seconds)
         counts["chars_in"] += result.chars_in
-        self.on_documents(len(result.kept) + len(result.filtered) + len(read_rejects))
+        self.on_documents(len(result.kept) + len(rejections))
         if not result.kept:
             return
         kept = result.kept
@@ -263,8 +313,37 @@ class TaskRunner:
             "num_tokens": pa.array(num_tokens),
             "tokens": list_array([k.tokens for k in kept], pa.int32()),
         }
-        if kept_writer.schema.get_field_index("signature") >= 0:
+        schema = kept_writer.schema
+        if schema.get_field_index("signature") >= 0:
             columns["signature"] = list_array(
                 [np.asarray(k.signature, dtype=np.int64) for k in kept], pa.int64()
             )
-        kept_writer.write(pa.Table.from_pydict(columns, schema=kept_writer.schema))
+        for name in schema.names[len(columns) :]:
+            columns[name] = list_array(
+                [_token_column(k, name) for k in kept], schema.field(name).type.value_type
+            )
+        kept_writer.write(pa.Table.from_pydict(columns, schema=schema))
+
+
+def _token_column(row, name: str) -> np.ndarray:
+    values = row.token_columns.get(name)
+    if values is None or len(values) != len(row.tokens):
+        raise ValueError(
+            f"document {row.doc_id}: token column {name!r} must have one value per token "
+            f"({len(row.tokens)}), got {'none' if values is None else len(values)}"
+        )
+    return values
+
+
+def _timed(items: Iterator, seconds: Counter, stage: str) -> Iterator:
+    """`items`, adding the time spent producing each one to `seconds[stage]`."""
+    items = iter(items)
+    while True:
+        start = perf_counter()
+        try:
+            item = next(items)
+        except StopIteration:
+            seconds[stage] += perf_counter() - start
+            return
+        seconds[stage] += perf_counter() - start
+        yield item

@@ -1,0 +1,81 @@
+"""What a stage-1 worker process does to a batch: run the declared steps (`steps.stage_one_steps`).
+
+Workers are started once per build and keep their step chain in a module global, so a batch
+carries only `(doc_id, text, line)` triples across the process boundary. A worker whose start-up
+fails keeps the error and raises it for every batch it is given: a pool initializer that raised
+would be restarted forever (multiprocessing.Pool) or die without saying why (ProcessPoolExecutor).
+Everything here is deterministic: a batch gives the same result in any worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .config import BuildConfig
+from .document import Batch, Rejection, Row
+from .faults import fail_point
+from .steps import Step, StepChain, stage_one_steps
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSetup:
+    """What every worker needs, sent once when the pool starts."""
+
+    config: BuildConfig
+    tokenizer_json: str
+    eos_id: int
+    extra_steps: tuple[Step, ...] = ()  # run on the kept documents, after the built-in steps
+
+
+@dataclass(slots=True)
+class BatchResult:
+    kept: list[Row] = field(default_factory=list)  # text dropped, num_chars kept
+    rejections: list[Rejection] = field(default_factory=list)
+    changes: Counter = field(default_factory=Counter)
+    chars_in: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class WorkerStartError(RuntimeError):
+    """A build worker could not set itself up; the message is the original error."""
+
+
+_CHAIN: StepChain | None = None
+_START_ERROR: str | None = None
+
+
+def init_worker(setup: WorkerSetup) -> None:
+    global _CHAIN, _START_ERROR
+    # The pool is the parallelism; nested tokenizer threads would oversubscribe the cores.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        fail_point("worker_start")
+        _CHAIN = StepChain(
+            stage_one_steps(setup.config, setup.tokenizer_json, setup.eos_id, setup.extra_steps)
+        )
+        _START_ERROR = None
+    except Exception as exc:  # reported by the first batch, in the main process
+        _CHAIN, _START_ERROR = None, f"{type(exc).__name__}: {exc}"
+
+
+def process_batch(
+    source_index: int, source: str, file: str, docs: list[tuple[str, str, int | None]]
+) -> BatchResult:
+    if _START_ERROR is not None:
+        raise WorkerStartError(f"a build worker could not start: {_START_ERROR}")
+    if _CHAIN is None:
+        raise RuntimeError("init_worker was not called in this process")
+    rows = [Row(doc_id, line, text) for doc_id, text, line in docs]
+    chars_in = sum(len(row.text) for row in rows)
+    chained = _CHAIN(Batch(source_index, source, file, rows))
+    for row in chained.batch.rows:
+        row.num_chars, row.text = len(row.text), ""
+    return BatchResult(
+        kept=chained.batch.rows,
+        rejections=chained.rejections,
+        changes=chained.batch.changes,
+        chars_in=chars_in,
+        seconds=chained.seconds,
+    )
