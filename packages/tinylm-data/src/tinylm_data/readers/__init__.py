@@ -275,7 +275,15 @@ def read_documents(
     if kind not in READERS:
         raise ValueError(f"unknown reader {kind!r}; choose one of {', '.join(READERS)}")
     display = display_path or Path(path).name
-    ctx = _Context(kind, Path(path), source, display, text_field, id_field, counts if counts is not None else ReadCounts())
+    ctx = _Context(
+        kind,
+        Path(path),
+        source,
+        display,
+        text_field,
+        id_field,
+        counts if counts is not None else ReadCounts(),
+    )
     if ctx.parse is None:
         ctx.parse = RECORD_PARSERS["jsonl"]
     if not ctx.path.is_file():
