@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tinylm_data.document import Document, Rejection
-from tinylm_data.readers import READERS, expand_paths, read_documents
+from tinylm_data.readers import READERS, ReadCounts, expand_paths, read_documents
 
 
 def _read(kind, path, **kw):
@@ -186,6 +186,60 @@ def test_generic_readers_use_the_configured_fields(tmp_path):
         "p2",
     ]
     assert set(READERS) == {"dolma", "baike_qa", "zhihu_kol", "clue", "jsonl", "parquet", "txt"}
+
+
+BOM = "\ufeff".encode()
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "gz"),
+    [("dolma", "d.json.gz", True), ("baike_qa", "b.json", False), ("jsonl", "g.jsonl", False)],
+)
+def test_json_lines_with_a_byte_order_mark_are_kept_and_counted(tmp_path, kind, name, gz):
+    record = {"id": "a", "qid": "a", "title": "标题", "answer": "回答", "text": "first"}
+    lines = [
+        BOM + json.dumps(record, ensure_ascii=False).encode(),  # a file saved on Windows
+        json.dumps({**record, "id": "b", "qid": "b", "text": "second"}).encode(),
+        BOM + BOM + json.dumps({**record, "id": "c", "qid": "c", "text": "third"}).encode(),
+    ]
+    data = b"\r\n".join(lines) + b"\r\n"
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+    counts = ReadCounts()
+    id_field = "id" if kind == "jsonl" else None  # dolma and baike_qa know their id fields
+    items = list(read_documents(kind, path, source="s", id_field=id_field, counts=counts))
+    assert [type(i).__name__ for i in items] == ["Document"] * 3
+    assert [i.id for i in items] == ["s/a", "s/b", "s/c"] and [i.meta["line"] for i in items] == [
+        1,
+        2,
+        3,
+    ]
+    assert not any("\ufeff" in i.text for i in items)
+    assert counts.bom_stripped == 2
+    total = ReadCounts(bom_stripped=1)
+    total.add(counts)
+    assert total.bom_stripped == 3
+
+
+@pytest.mark.parametrize("kind", ["clue", "txt"])
+def test_text_lines_with_a_byte_order_mark_lose_it_and_are_counted(tmp_path, kind):
+    per_line = tmp_path / "a.txt"
+    per_line.write_bytes(BOM + "第一篇。\n第二篇。\n".encode() + BOM + "第三篇。\n".encode())
+    counts = ReadCounts()
+    docs, rejects = _read(kind, per_line, counts=counts)
+    assert [d.text for d in docs] == ["第一篇。", "第二篇。", "第三篇。"] and rejects == []
+    assert counts.bom_stripped == 2
+    plain = tmp_path / "plain.txt"
+    plain.write_text("第一篇。\n第二篇。\n第三篇。\n", encoding="utf-8")
+    assert [d.id for d in docs] == [
+        d.id.replace("plain.txt", "a.txt") for d in _read(kind, plain)[0]
+    ]
+    paragraphs = tmp_path / "b.txt"
+    paragraphs.write_bytes(BOM + "标题一\n正文一。\n\n标题二\n正文二。\n".encode())
+    counts = ReadCounts()
+    docs, _ = _read(kind, paragraphs, counts=counts)
+    assert [d.text for d in docs] == ["标题一\n正文一。", "标题二\n正文二。"]
+    assert counts.bom_stripped == 1
 
 
 def test_expand_paths_is_sorted_unique_and_loud_about_no_match(tmp_path):

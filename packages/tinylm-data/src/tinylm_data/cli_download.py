@@ -29,8 +29,11 @@ def dolma(
     seed: Annotated[int, typer.Option(help="Seed of the file choice.")] = 0,
     workers: Annotated[int, typer.Option(help="Parallel downloads.")] = 8,
     retries: Annotated[int, typer.Option(help="Attempts per file.")] = 4,
+    allow_file_urls: Annotated[
+        bool, typer.Option(help="Also copy file:// URLs of the list (refused by default).")
+    ] = False,
 ) -> None:
-    """Download a seeded sample of Dolma v1.7 (resumable; sizes verified)."""
+    """Download a seeded sample of Dolma v1.7 (resumable; size, gzip and sha256 verified)."""
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -56,6 +59,7 @@ def dolma(
                 seed=seed,
                 workers=workers,
                 retries=retries,
+                allow_file_urls=allow_file_urls,
                 on_start=lambda n: progress.update(files, total=n),
                 on_bytes=lambda n: progress.advance(data, n),
                 on_file=lambda f: progress.advance(files, 1),
@@ -66,8 +70,11 @@ def dolma(
     done = sum(f.status == "downloaded" for f in report.files)
     cached = sum(f.status == "cached" for f in report.files)
     console.print(
-        f"{done} downloaded, {cached} already cached, {len(report.failed)} failed → {cache_dir}"
+        f"{done} downloaded, {cached} already cached, {len(report.failed)} failed, "
+        f"{len(report.unverified)} not verified → {cache_dir}"
     )
+    for unchecked in report.unverified:
+        console.print(f"[yellow]not verified[/yellow] {unchecked.url}: {unchecked.unverified}")
     for failure in report.failed:
         console.print(f"[red]failed[/red] {failure.url}: {failure.error}")
     if report.failed:

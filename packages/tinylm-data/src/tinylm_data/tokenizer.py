@@ -102,11 +102,12 @@ class LoadedTokenizer:
         return None if not token else self.backend.token_to_id(token)
 
     def save(self, directory: Path) -> None:
-        """Copy the tokenizer files (loadable by `AutoTokenizer.from_pretrained`) to `directory`."""
+        """Copy the tokenizer files to `directory`, loadable as saved (see `pin_tokenizer_class`)."""
         directory.mkdir(parents=True, exist_ok=True)
         for path in sorted(self.directory.iterdir()):
             if path.is_file() and (path.name in _TOKENIZER_FILES or path.name.endswith(".jinja")):
                 shutil.copyfile(path, directory / path.name)
+        pin_tokenizer_class(directory)
 
 
 _TOKENIZER_FILES = frozenset(
@@ -119,6 +120,37 @@ _TOKENIZER_FILES = frozenset(
         "merges.txt",
     }
 )
+
+AS_SAVED_MODULE = "tokenization_as_saved"
+AS_SAVED_CLASS = "AsSavedTokenizer"
+_AS_SAVED_SOURCE = f'''"""Loads tokenizer.json exactly as saved: the pipeline the token ids were made with."""
+
+from transformers import PreTrainedTokenizerFast
+
+
+class {AS_SAVED_CLASS}(PreTrainedTokenizerFast):
+    """No model-specific rebuild of the normalizer or pre-tokenizer."""
+'''
+
+
+def pin_tokenizer_class(directory: Path) -> None:
+    """Make `AutoTokenizer.from_pretrained` load `directory`'s tokenizer.json as it is.
+
+    Beside a `config.json` of some model types (qwen2 among them), transformers 5 ignores
+    `tokenizer_class` and rebuilds that model's own tokenizer from vocab and merges, with its
+    own pre-tokenizer regex and normaliser: a byte-level BPE trained with another regex (ours,
+    or any user's) then gives other ids than the shards hold. It keeps the declared class only
+    when the config has an `auto_map`, so one is written, naming a class without a rebuild
+    (used only with `trust_remote_code=True`; otherwise `tokenizer_class` is loaded). Older
+    releases read `tokenizer_class`, so it names the class every release knows.
+    """
+    config_path = directory / "tokenizer_config.json"
+    config = json.loads(config_path.read_text("utf-8")) if config_path.is_file() else {}
+    config.pop("backend", None)
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config["auto_map"] = {"AutoTokenizer": [None, f"{AS_SAVED_MODULE}.{AS_SAVED_CLASS}"]}
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", "utf-8")
+    (directory / f"{AS_SAVED_MODULE}.py").write_text(_AS_SAVED_SOURCE, "utf-8")
 
 
 def _convert(source: str, target: Path) -> Path:
@@ -217,9 +249,4 @@ def save_trained_tokenizer(
     )
     directory.mkdir(parents=True, exist_ok=True)
     wrapped.save_pretrained(str(directory))
-    # Name the class every transformers release knows, so older ones load it too.
-    config_path = directory / "tokenizer_config.json"
-    config = json.loads(config_path.read_text())
-    config.pop("backend", None)
-    config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    pin_tokenizer_class(directory)

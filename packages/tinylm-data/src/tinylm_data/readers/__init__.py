@@ -3,7 +3,8 @@
 Every reader streams (bounded memory), treats `.gz` transparently, and reports bad input as a
 `Rejection(stage="read")` with the file and the 1-based line (or Parquet row) where it happened:
 malformed JSON, invalid UTF-8, missing/empty/non-string text, over-long lines, truncated gzip,
-unreadable or corrupt files.
+unreadable or corrupt files. A line that starts with a UTF-8 byte order mark (files saved on
+Windows, and files concatenated from them) is read without it, and counted in `ReadCounts`.
 
 Document ids are stable across runs and machines: `<source>/<native id>` when the record has an
 id, else `<source>/<file>:<line>:<8 hex of the text's xxh64>` (the file as shown relative to the
@@ -15,6 +16,7 @@ from __future__ import annotations
 import glob
 import json
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,19 @@ REASONS = (
     UNREADABLE_FILE,
 )
 
-__all__ = ["READERS", "REASONS", "expand_paths", "read_documents"]
+BOM = "\ufeff"
+
+__all__ = ["READERS", "REASONS", "ReadCounts", "expand_paths", "read_documents"]
+
+
+@dataclass(slots=True)
+class ReadCounts:
+    """What reading repaired rather than rejected, for the build's stats (add up per file)."""
+
+    bom_stripped: int = 0  # lines that started with a UTF-8 byte order mark
+
+    def add(self, other: ReadCounts) -> None:
+        self.bom_stripped += other.bom_stripped
 
 
 def expand_paths(patterns: Sequence[str], base: Path) -> list[Path]:
@@ -73,11 +87,12 @@ class _Context:
     """What every record of one file shares."""
 
     def __init__(
-        self, kind: str, path: Path, source: str, display: str, text_field, id_field
+        self, kind: str, path: Path, source: str, display: str, text_field, id_field, counts
     ) -> None:
         self.kind, self.path, self.source, self.display = kind, path, source, display
         self.text_field, self.id_field = text_field, id_field
         self.parse = RECORD_PARSERS.get(kind)
+        self.counts: ReadCounts = counts
 
     def reject(self, reason: str, line: int | None, detail: str = "") -> Rejection:
         return Rejection(self.source, "read", reason, detail, file=self.display, line=line)
@@ -107,16 +122,22 @@ class _Context:
 def _decoded_lines(ctx: _Context, max_line_bytes: int) -> Iterator[tuple[int, str] | Rejection]:
     """(line number, text) per line, or the rejection of a line too long or not UTF-8.
 
-    An error that ends the file (truncated gzip, I/O error) is raised as `LineError`.
+    A leading byte order mark is removed (and counted). An error that ends the file (truncated
+    gzip, I/O error) is raised as `LineError`.
     """
     for number, raw in iter_lines(ctx.path, max_line_bytes):
         if raw is None:
             yield ctx.reject(LINE_TOO_LONG, number, f"longer than {max_line_bytes} bytes")
             continue
         try:
-            yield number, raw.decode("utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             yield ctx.reject(INVALID_UTF8, number, str(exc))
+            continue
+        if text.startswith(BOM):
+            text = text.lstrip(BOM)
+            ctx.counts.bom_stripped += 1
+        yield number, text
 
 
 def _json_lines(ctx: _Context, max_line_bytes: int) -> Iterator[Document | Rejection]:
@@ -143,7 +164,7 @@ def _looks_like_paragraphs(path: Path, probe_lines: int = 2000) -> bool:
     blank = non_blank = 0
     try:
         for _, raw in iter_lines(path):
-            if raw is not None and not raw.strip():
+            if raw is not None and not raw.removeprefix(BOM.encode()).strip():
                 blank += 1
             else:
                 non_blank += 1
@@ -245,11 +266,24 @@ def read_documents(
     id_field: str | None = None,
     display_path: str | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    counts: ReadCounts | None = None,
 ) -> Iterator[Document | Rejection]:
-    """Documents of one file, in file order; bad records come out as `Rejection`s."""
+    """Documents of one file, in file order; bad records come out as `Rejection`s.
+
+    `counts`, when given, is increased by what reading repaired (see `ReadCounts`).
+    """
     if kind not in READERS:
         raise ValueError(f"unknown reader {kind!r}; choose one of {', '.join(READERS)}")
-    ctx = _Context(kind, Path(path), source, display_path or Path(path).name, text_field, id_field)
+    display = display_path or Path(path).name
+    ctx = _Context(
+        kind,
+        Path(path),
+        source,
+        display,
+        text_field,
+        id_field,
+        counts if counts is not None else ReadCounts(),
+    )
     if ctx.parse is None:
         ctx.parse = RECORD_PARSERS["jsonl"]
     if not ctx.path.is_file():
