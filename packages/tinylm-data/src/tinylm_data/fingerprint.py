@@ -39,12 +39,16 @@ def code_fingerprint(package: Path | None = None) -> str:
 
     A code change that could change the output changes the version id, even between releases;
     each module is hashed as its syntax tree, so comments and formatting do not count, and the
-    modules in `OFF_DATA_PATH` do not count at all.
+    modules in `OFF_DATA_PATH` do not count at all. The shard bytes come from tinylm-shards, so
+    its version counts too.
     """
+    import tinylm_shards
+
     from . import __version__
 
     package = package or Path(__file__).resolve().parent
     digest = xxhash.xxh3_64()
+    digest.update(f"tinylm-shards {tinylm_shards.__version__}".encode())
     for path in sorted(package.rglob("*.py")):
         name = path.relative_to(package).as_posix()
         if name in OFF_DATA_PATH:
