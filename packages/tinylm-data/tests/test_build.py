@@ -221,3 +221,23 @@ def test_unreadable_and_truncated_inputs_are_counted_not_fatal(corpus, tmp_path)
     assert en["filtered"].get("too_long") == 1
     a = en["accounting"]
     assert a["in"] == a["kept"] + a["filtered"] + a["duplicates"] + a["rejected"]
+
+
+def test_records_behind_a_byte_order_mark_are_kept_and_counted(corpus, tmp_path):
+    root = tmp_path / "c"
+    shutil.copytree(corpus.parent, root)
+    text = (
+        "The harbour master kept a careful record of every ship that came in from the sea, "
+        "noting its cargo, its crew and the weather it had met on the way. Entry {i}."
+    )
+    lines = ["\ufeff" + json.dumps({"id": f"bom{i}", "text": text.format(i=i)}) for i in range(3)]
+    (root / "en" / "bom.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = load_config_file(root / "config.yaml")
+    data["sources"][0]["paths"] = ["en/*.jsonl.gz", "en/*.jsonl"]
+    result = run_build(parse_config(data), root, BuildOptions(out_root=tmp_path / "out", workers=1))
+    en = result.stats["sources"]["en"]
+    assert en["read_repairs"] == {"bom_stripped": 3}
+    assert en["read_rejected"].get("malformed_json") == 2  # the corpus's own two bad lines
+    rejects = pq.read_table(result.out_dir / "rejects").to_pylist()
+    assert not any((r["doc_id"] or "").startswith("bom") for r in rejects)
+    assert result.stats["sources"]["zh"]["read_repairs"] == {"bom_stripped": 0}

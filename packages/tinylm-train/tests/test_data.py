@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 import torch
-from tinylm_shards.testing import write_dataset
 
+from tinylm_shards.testing import write_dataset
 from tinylm_train.collate import collate_blocks
 from tinylm_train.data import BlockDataset, BlockLog, ModelInputCollator
 from tinylm_train.shards import Block

@@ -1,5 +1,4 @@
 from tinylm_shards.testing import write_dataset
-
 from tinylm_train.export import copy_tokenizer, export_checkpoint
 from tinylm_train.shards import load_manifest
 

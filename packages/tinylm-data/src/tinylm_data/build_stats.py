@@ -22,7 +22,9 @@ def build_stats(
         mine = [s for t, s in zip(tasks, summaries, strict=True) if t.source == source.name]
         removed: dict[str, Counter] = {stage: Counter() for stage in REMOVING_STAGES}
         changes: Counter = Counter()
+        repairs: Counter = Counter()
         for summary in mine:
+            repairs.update(summary.get("read_repairs", {}))
             for stage, reasons in summary["rejected"].items():
                 removed[stage].update(reasons)
             changes.update(summary["changes"])
@@ -53,6 +55,7 @@ def build_stats(
             "read_rejected": dict(sorted(removed[Stage.READ].items())),
             "filtered": dict(sorted(removed[Stage.FILTER].items())),
             "clean_changes": dict(sorted(changes.items())),
+            "read_repairs": dict(sorted(repairs.items())),
             "exact_duplicates": sum(removed[Stage.EXACT_DEDUP].values()),
             "near_duplicates": sum(removed[Stage.NEAR_DEDUP].values()),
             "sampled_out": sum(removed[Stage.MIXTURE].values()),

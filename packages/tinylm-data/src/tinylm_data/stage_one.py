@@ -8,6 +8,7 @@ bounded number in flight (memory stays bounded however large a file is) and come
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -30,6 +31,7 @@ from .atomic import atomic_path, write_json
 from .config import BuildConfig
 from .document import Document, Rejection
 from .faults import crash_point
+from .readers import ReadCounts
 from .stage_one_worker import BatchResult, WorkerSetup, init_worker, process_batch
 from .stages import Stage
 from .steps import declared_token_columns
@@ -124,7 +126,9 @@ class TaskReader:
     def __init__(self, config: BuildConfig) -> None:
         self.config = config
 
-    def __call__(self, task: Task) -> Iterator[Document | Rejection]:
+    def __call__(
+        self, task: Task, counts: ReadCounts | None = None
+    ) -> Iterator[Document | Rejection]:
         from .readers import read_documents
 
         source = self.config.sources[task.source_index]
@@ -136,6 +140,7 @@ class TaskReader:
             id_field=source.id_field,
             display_path=task.display_path,
             max_line_bytes=self.config.max_line_bytes,
+            counts=counts,
         )
 
 
@@ -211,6 +216,7 @@ class TaskRunner:
             "in": 0,
             "rejected": {},  # stage -> Counter of reasons
             "changes": Counter(),
+            "read_repairs": Counter(),  # what reading repaired instead of rejecting
             "kept": 0,
             "chars_in": 0,
             "tokens": 0,
@@ -256,7 +262,8 @@ class TaskRunner:
         """Yields `(read_rejections, *process_batch arguments)`; read rejections ride with their batch."""
         docs: list[tuple[str, str, int | None]] = []
         rejections: list[Rejection] = []
-        for item in _timed(self.reader(task), counts["seconds"], Stage.READ):
+        repairs = ReadCounts()
+        for item in _timed(self.reader(task, repairs), counts["seconds"], Stage.READ):
             counts["in"] += 1
             if isinstance(item, Rejection):
                 if self.strict:
@@ -277,6 +284,7 @@ class TaskRunner:
                 docs, rejections = [], []
         if docs or rejections:
             yield rejections, task.source_index, task.source, task.display_path, docs
+        counts["read_repairs"].update(dataclasses.asdict(repairs))
 
     def _record(
         self,
