@@ -52,7 +52,7 @@ def test_eval_scores_the_blocks_train_would_train_on(built):
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from tinylm_eval.perplexity import perplexity
+    from tinylm_eval.perplexity import perplexity, select_blocks
     from tinylm_train.collate import collate_blocks
     from tinylm_train.shards import ShardReader, load_manifest
 
@@ -68,7 +68,8 @@ def test_eval_scores_the_blocks_train_would_train_on(built):
         max_position_embeddings=512,
     )
     model = Qwen2ForCausalLM(config).eval()
-    result = perplexity(model, built, batch_size=2, max_blocks=3)
+    blocks = select_blocks(built, split="train", max_blocks=3, seed=None)  # the first three
+    result = perplexity(model, blocks, batch_size=2)
     reader = ShardReader(built, seed=0)
     batch = collate_blocks([reader.block(i) for i in range(3)])
     with torch.inference_mode():

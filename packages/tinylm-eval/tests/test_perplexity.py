@@ -8,7 +8,13 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from tinylm_eval.perplexity import ShardError, block_inputs, nll_of_blocks, perplexity
+from tinylm_eval.perplexity import (
+    ShardError,
+    block_inputs,
+    nll_of_blocks,
+    perplexity,
+    select_blocks,
+)
 from tinylm_shards.testing import write_dataset as write_shards
 
 BLOCK = 16
@@ -28,6 +34,10 @@ def write_dataset(root, documents=DOCS, **options):
     )
 
 
+def score(model, dataset, *, batch_size=4, **selection):
+    return perplexity(model, select_blocks(dataset, **selection), batch_size=batch_size)
+
+
 def test_labels_skip_document_starts_and_padding():
     positions, labels = block_inputs([1, 2, 3, 4, 0, 0], [0, 2, 4])
     assert positions == [0, 1, 0, 1, 0, 1]  # padding is a segment of its own
@@ -41,7 +51,7 @@ def model(tiny_model_dir):
 
 def test_packed_perplexity_equals_documents_scored_one_by_one(model, tmp_path):
     write_dataset(tmp_path / "t")
-    result = perplexity(model, tmp_path / "t")
+    result = score(model, tmp_path / "t")
     total, count = 0.0, 0
     for doc in DOCS:
         with torch.inference_mode():
@@ -62,27 +72,27 @@ def test_packed_perplexity_equals_documents_scored_one_by_one(model, tmp_path):
 def test_unknown_schema_and_bad_checksum_are_refused(model, tmp_path):
     write_dataset(tmp_path / "future", manifest_overrides={"schema_version": 2})
     with pytest.raises(ShardError, match="schema_version 2"):
-        perplexity(model, tmp_path / "future")
+        score(model, tmp_path / "future")
     version = write_dataset(tmp_path / "corrupt")
     shard = version / "shards" / "part-00000.parquet"
     shard.write_bytes(shard.read_bytes() + b"x")
     with pytest.raises(ShardError, match="bytes, the manifest says"):
-        perplexity(model, tmp_path / "corrupt")
+        score(model, tmp_path / "corrupt")
     version = write_dataset(tmp_path / "tampered")
     manifest = json.loads((version / "manifest.json").read_text())
     manifest["shards"][0]["sha256"] = "f" * 64
     (version / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ShardError, match="checksum mismatch"):
-        perplexity(model, tmp_path / "tampered")
+        score(model, tmp_path / "tampered")
 
 
 def test_another_format_is_refused(model, tmp_path):
     write_dataset(tmp_path / "sft", manifest_overrides={"format": "tinylm-sft-blocks"})
     with pytest.raises(ShardError, match="format 'tinylm-sft-blocks'"):
-        perplexity(model, tmp_path / "sft")
+        score(model, tmp_path / "sft")
     write_dataset(tmp_path / "unnamed", manifest_overrides={"format": None})
     with pytest.raises(ShardError, match="lacks the field 'format'"):
-        perplexity(model, tmp_path / "unnamed")
+        score(model, tmp_path / "unnamed")
 
 
 def test_offsets_that_do_not_increase_are_refused(model, tmp_path):
@@ -99,15 +109,16 @@ def test_offsets_that_do_not_increase_are_refused(model, tmp_path):
     }
     (version / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ShardError, match="increase strictly"):
-        perplexity(model, tmp_path / "bad")
+        score(model, tmp_path / "bad")
 
 
 def test_reading_stops_at_max_blocks(model, tmp_path):
-    # Two blocks, one per shard; the second shard is corrupt, so touching it at all fails.
+    # Two blocks, one per shard; the shard of the block not drawn is corrupt, so touching it fails.
     version = write_dataset(tmp_path / "two", documents=DOCS * 2, rows_per_shard=1)
-    second = version / "shards" / "part-00001.parquet"
-    second.write_bytes(b"not parquet")
-    result = perplexity(model, tmp_path / "two", max_blocks=1, batch_size=1)
+    (drawn,) = select_blocks(tmp_path / "two", max_blocks=1).indices.tolist()
+    other = version / "shards" / f"part-{1 - drawn:05d}.parquet"
+    other.write_bytes(b"not parquet")
+    result = score(model, tmp_path / "two", max_blocks=1, batch_size=1)
     assert result["blocks"] == 1 and result["tokens"] > 0
-    with pytest.raises(ShardError, match="part-00001"):
-        perplexity(model, tmp_path / "two")
+    with pytest.raises(ShardError, match=other.name):
+        score(model, tmp_path / "two")

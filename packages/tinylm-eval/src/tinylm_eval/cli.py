@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -11,16 +14,36 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from tinylm_eval.devices import DTYPES, check_device_name, check_dtype_name
 from tinylm_eval.tasks import get_task, multiple_choice_tasks
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
+errors = Console(stderr=True, soft_wrap=True, highlight=False)
+_debug = {"on": False}
 
 ModelOpt = Annotated[
-    Path, typer.Option("--model", help="exported HF model directory, or a LoRA adapter directory")
+    str,
+    typer.Option(
+        "--model", help="exported HF model directory or LoRA adapter directory (or a hub id)"
+    ),
 ]
 BaseOpt = Annotated[
-    Path | None, typer.Option("--base", help="base model of an adapter (default: from its config)")
+    str | None, typer.Option("--base", help="base model of an adapter (default: from its config)")
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        callback=lambda v: _checked(check_device_name, v),
+        help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps",
+    ),
+]
+DtypeOpt = Annotated[
+    str,
+    typer.Option(
+        callback=lambda v: _checked(check_dtype_name, v),
+        help=f"{', '.join(DTYPES)}; auto: bfloat16 on a GPU that has it, else float32",
+    ),
 ]
 ShotsOpt = Annotated[int, typer.Option(help="k-shot exemplars from the dev split")]
 ShotSeedOpt = Annotated[
@@ -45,6 +68,59 @@ DataOpt = Annotated[
 ]
 
 
+@app.callback()
+def main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the traceback of a failure, not one line")
+    ] = False,
+) -> None:
+    _debug["on"] = debug
+
+
+def _checked(check: Callable[[str], str], value: str) -> str:
+    try:
+        return check(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Mistakes a person can act on: exit 2 with their message, no traceback."""
+    from tinylm_eval.data import DataError
+    from tinylm_eval.devices import DeviceError
+    from tinylm_eval.model_source import ModelSourceError
+    from tinylm_eval.tasks.perplexity import ModelKindError
+    from tinylm_shards import ShardError
+
+    return (DataError, DeviceError, ModelSourceError, ModelKindError, ShardError, ValueError)
+
+
+def _reported(command):
+    """One line on stderr for a failure (exit 2 for a user mistake, 1 otherwise); the traceback
+    with `tinylm-eval --debug`."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            if _debug["on"]:
+                raise
+            message = " ".join(str(error).split())
+            if isinstance(error, _user_errors()):
+                errors.print(f"[red]error:[/] {message}", markup=True)
+                raise typer.Exit(2) from None
+            errors.print(
+                f"[red]error:[/] {type(error).__name__}: {message} "
+                "(tinylm-eval --debug ... shows the traceback)"
+            )
+            raise typer.Exit(1) from None
+
+    return run
+
+
 def _setup_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console)]
@@ -52,31 +128,50 @@ def _setup_logging() -> None:
 
 
 def _config(task, data: str | None, split: str, **options):
-    from tinylm_eval.data import DataError
+    """The task's config with its subjects checked: every data mistake shows before a model loads."""
     from tinylm_eval.tasks import ChoiceConfig
 
-    try:
-        return ChoiceConfig(data_dir=task.data_dir(data), split=split, **options)
-    except (DataError, ValueError) as error:
-        console.print(f"[red]{error}")
-        raise typer.Exit(2) from error
+    config = ChoiceConfig(data_dir=task.data_dir(data), split=split, **options)
+    task.subjects(config)
+    return config
+
+
+def _progress_bar():
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _run_with_bar(name: str, evaluate):
+    """`evaluate(progress, on_total)` under a progress bar that shows the count done and an ETA."""
+    with _progress_bar() as bar:
+        task = bar.add_task(name, total=None)
+        return evaluate(lambda n: bar.advance(task, n), lambda total: bar.update(task, total=total))
 
 
 def _score(model, task, config, out: Path) -> dict | None:
     """Run one benchmark, write its reports to `out`, print a line; its scores (None without answers)."""
-    from rich.progress import Progress
-
-    from tinylm_eval.data import DataError
     from tinylm_eval.results import ceval_submission, write_reports
 
     name = f"{task.name} {config.split}"
-    with Progress(console=console) as bar:
-        progress = bar.add_task(name, total=None)
-        try:
-            report, records = task.evaluate(model, config, lambda n: bar.advance(progress, n))
-        except DataError as error:
-            console.print(f"[red]{error}")
-            raise typer.Exit(2) from error
+    report, records = _run_with_bar(
+        name, lambda progress, total: task.evaluate(model, config, progress, on_total=total)
+    )
     write_reports(report, records, out)
     if "scores" not in report:
         (out / "submission.json").write_text(
@@ -92,14 +187,28 @@ def _score(model, task, config, out: Path) -> dict | None:
     return scores
 
 
-def _load(model: Path, base: Path | None, trust_remote_code: bool, device: str):
+def _load(model: str, base: str | None, trust_remote_code: bool, device: str, dtype: str):
+    from tinylm_eval.devices import resolve_device, resolve_dtype
+    from tinylm_eval.model_source import resolve_model
     from tinylm_eval.models.hf import HFModel
 
+    resolve_model(model)  # why: a missing directory or an offline hub fails before torch loads
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
     if device == "cpu":
         from tinylm_eval.cpu_allocator import keep_freed_memory
 
         keep_freed_memory()
-    return HFModel.load(model, base=base, trust_remote_code=trust_remote_code, device=device)
+    logging.getLogger(__name__).info("loading %s on %s in %s", model, device, dtype)
+    return HFModel.load(
+        model, base=base, trust_remote_code=trust_remote_code, device=device, dtype=dtype
+    )
+
+
+SavePromptsOpt = Annotated[
+    bool,
+    typer.Option(help="write each question's whole prompt text beside its prediction"),
+]
 
 
 def _command(task):
@@ -120,9 +229,11 @@ def _command(task):
         batch_size: BatchSizeOpt = 8,
         max_length: MaxLengthOpt = 2048,
         share_prefix: SharePrefixOpt = True,
+        save_prompts: SavePromptsOpt = False,
         out: Annotated[Path | None, typer.Option(help="output directory")] = None,
         trust_remote_code: Annotated[bool, typer.Option()] = False,
-        device: Annotated[str, typer.Option()] = "cpu",
+        device: DeviceOpt = "auto",
+        dtype: DtypeOpt = "auto",
     ) -> None:
         _setup_logging()
         config = _config(
@@ -137,35 +248,73 @@ def _command(task):
             batch_size=batch_size,
             max_length=max_length,
             share_prefix=share_prefix,
+            save_prompts=save_prompts,
         )
-        lm = _load(model, base, trust_remote_code, device)
-        _score(lm, task, config, out or Path("eval-results") / f"{task.name}-{split}-{model.name}")
+        lm = _load(model, base, trust_remote_code, device, dtype)
+        name = Path(model).name
+        _score(lm, task, config, out or Path("eval-results") / f"{task.name}-{split}-{name}")
 
     command.__doc__ = f"Score a model on {task.title} (accuracy per subject and category)."
-    return command
+    return _reported(command)
 
 
 for _task in multiple_choice_tasks().values():
     app.command(_task.name)(_command(_task))
 
 
+def subjects_by_task(spec: str | None, available: dict[str, list[str]]) -> dict[str, list[str]]:
+    """`all --subjects`: each comma-separated item is `bench:subject` or a subject of every benchmark
+    that has it; benchmarks left without one are skipped. None: every subject of every benchmark."""
+    if not spec:
+        return {name: [] for name in available}  # why: an empty list is "all" in ChoiceConfig
+    chosen: dict[str, list[str]] = {}
+    for item in (i.strip() for i in spec.split(",")):
+        if not item:
+            continue
+        bench, _, subject = item.rpartition(":")
+        if bench and bench not in available:
+            raise ValueError(
+                f"--subjects {item}: no benchmark {bench!r} (benchmarks: {', '.join(available)})"
+            )
+        holders = [b for b in ([bench] if bench else available) if subject in available[b]]
+        if not holders:
+            where = bench or " / ".join(available)
+            lists = "; ".join(
+                f"{b}: {', '.join(available[b])}" for b in ([bench] if bench else available)
+            )
+            raise ValueError(f"--subjects {item}: no such subject in {where}. Subjects are {lists}")
+        for holder in holders:
+            chosen.setdefault(holder, []).append(subject)
+    return {name: chosen[name] for name in available if name in chosen}
+
+
 @app.command("all")
+@_reported
 def all_benchmarks(
     model: ModelOpt,
     base: BaseOpt = None,
     data: DataOpt = None,
+    subjects: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated subjects, each NAME (every benchmark that has it) or "
+            "BENCH:NAME; benchmarks without one are skipped (default: all)"
+        ),
+    ] = None,
     shots: ShotsOpt = 5,
     shot_seed: ShotSeedOpt = None,
     method: MethodOpt = "letter",
     batch_size: BatchSizeOpt = 8,
     max_length: MaxLengthOpt = 2048,
     share_prefix: SharePrefixOpt = True,
+    save_prompts: SavePromptsOpt = False,
     out: Annotated[
         Path | None,
         typer.Option(help="output directory (default: eval-results/<model dir name>)"),
     ] = None,
     trust_remote_code: Annotated[bool, typer.Option()] = False,
-    device: Annotated[str, typer.Option()] = "cpu",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
 ) -> None:
     """Score a model on every multiple-choice benchmark's answered split, each in its own format; one summary.
 
@@ -177,22 +326,25 @@ def all_benchmarks(
     roots = {name: data for name in tasks}
     if data not in (None, "sample"):
         roots = {name: str(Path(data) / name) for name in tasks}
-    configs = {
-        name: _config(
-            task,
-            roots[name],
-            task.split,
-            shots=shots,
-            shot_seed=shot_seed,
-            method=method,
-            batch_size=batch_size,
-            max_length=max_length,
-            share_prefix=share_prefix,
-        )
-        for name, task in tasks.items()
+    options = {
+        "shots": shots,
+        "shot_seed": shot_seed,
+        "method": method,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "share_prefix": share_prefix,
+        "save_prompts": save_prompts,
     }
-    out = out or Path("eval-results") / model.name
-    lm = _load(model, base, trust_remote_code, device)
+    every = {
+        name: _config(task, roots[name], task.split, **options) for name, task in tasks.items()
+    }
+    available = {name: tasks[name].subjects(config) for name, config in every.items()}
+    configs = {
+        name: dataclasses.replace(every[name], subjects=chosen or None)
+        for name, chosen in subjects_by_task(subjects, available).items()
+    }
+    out = out or Path("eval-results") / Path(model).name
+    lm = _load(model, base, trust_remote_code, device, dtype)
     identity = lm.identity
     summary = {"model": identity, "benchmarks": {}}
     for name, config in configs.items():
@@ -202,6 +354,7 @@ def all_benchmarks(
         summary["benchmarks"][name] = {
             "split": config.split,
             "task_version": tasks[name].version,
+            "subjects": len(scores["subjects"]),
             "questions": scores["questions"],
             "micro_accuracy": scores["micro_accuracy"],
             "macro_accuracy": scores["macro_accuracy"],
@@ -224,35 +377,46 @@ def all_benchmarks(
 
 
 @app.command()
+@_reported
 def ppl(
     model: ModelOpt,
     data: Annotated[
         Path, typer.Option("--data", help="a tinylm-data dataset dir (OUT/<name> or its version)")
     ],
     base: BaseOpt = None,
+    split: Annotated[
+        str | None,
+        typer.Option(help="train or validation (default: validation when the dataset has it)"),
+    ] = None,
     batch_size: BatchSizeOpt = 4,
-    max_blocks: Annotated[int | None, typer.Option(help="score only the first N blocks")] = None,
+    max_blocks: Annotated[
+        int | None, typer.Option(help="score N blocks drawn by --block-seed (default: all)")
+    ] = None,
+    block_seed: Annotated[int, typer.Option(help="seeds the order blocks are drawn in")] = 0,
     out: Annotated[Path | None, typer.Option(help="write the result JSON here")] = None,
-    device: Annotated[str, typer.Option()] = "cpu",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
 ) -> None:
-    """Perplexity over packed shards with document masking."""
+    """Perplexity over packed shards with document masking (the validation split by default)."""
     _setup_logging()
     from tinylm_eval.tasks import PerplexityConfig
 
-    try:
-        config = PerplexityConfig(data=data, batch_size=batch_size, max_blocks=max_blocks)
-    except ValueError as error:
-        console.print(f"[red]{error}")
-        raise typer.Exit(2) from error
-    lm = _load(model, base, False, device)
-    from tinylm_eval.perplexity import ShardError
-
-    try:
-        result = get_task("ppl").evaluate(lm, config)
-    except ShardError as error:
-        console.print(f"[red]{error}")
-        raise typer.Exit(2) from error
-    console.print(f"perplexity {result['perplexity']:.3f} over {result['tokens']} predicted tokens")
+    config = PerplexityConfig(
+        data=data, batch_size=batch_size, max_blocks=max_blocks, split=split, block_seed=block_seed
+    )
+    task = get_task("ppl")
+    selection = task.select(config)
+    lm = _load(model, base, False, device, dtype)
+    result = _run_with_bar(
+        f"ppl {selection.split}",
+        lambda progress, total: task.evaluate(
+            lm, config, progress, on_total=total, selection=selection
+        ),
+    )
+    console.print(
+        f"perplexity {result['perplexity']:.3f} over {result['tokens']} predicted tokens "
+        f"({result['blocks']} {result['split']} blocks)"
+    )
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2))

@@ -1,5 +1,7 @@
 """Perplexity over packed shards (the tinylm-packed-blocks format, read through tinylm_shards).
 
+Which blocks are scored is `block_selection`'s job.
+
 Each segment of a block is its own sequence: position ids restart at 0 at every document offset, which
 transformers' Qwen2 turns into per-document attention when `attention_mask` is None. No label crosses a
 document boundary (a document's first token is not predicted from the previous one) or comes from padding.
@@ -10,29 +12,32 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from tinylm_eval.block_selection import SPLITS, BlockSelection, select_blocks, split_manifest
+from tinylm_eval.models.base import Progress
 from tinylm_shards import (
     IGNORE_INDEX,
     DatasetReader,
     ShardError,
     labels,
-    load_manifest,
     position_ids,
 )
 
-__all__ = ["ShardError", "block_inputs", "nll_of_blocks", "open_manifest", "perplexity"]
+__all__ = [
+    "SPLITS",
+    "BlockSelection",
+    "ShardError",
+    "block_inputs",
+    "nll_of_blocks",
+    "perplexity",
+    "select_blocks",
+    "split_manifest",
+]
 
 logger = logging.getLogger(__name__)
-
-
-def open_manifest(path: Path) -> tuple[Path, dict]:
-    """(version directory, manifest.json content) of a checked dataset; OUT/<name> follows LATEST."""
-    manifest = load_manifest(path)
-    return manifest.root, manifest.raw
 
 
 def block_inputs(
@@ -68,41 +73,45 @@ def nll_of_blocks(model, rows: Sequence[tuple[Sequence[int], Sequence[int]]]) ->
     return float(losses), int((targets[:, 1:] != IGNORE_INDEX).sum())
 
 
-def perplexity(model, dataset: Path, *, batch_size: int = 4, max_blocks: int | None = None) -> dict:
-    """Perplexity of `model` over the first `max_blocks` blocks (all when None) of `dataset`.
-
-    Only the shards holding those blocks are read, each checked against its manifest entry first.
-    """
-    manifest = load_manifest(dataset)
+def perplexity(
+    model, selection: BlockSelection, *, batch_size: int = 4, progress: Progress | None = None
+) -> dict:
+    """Perplexity of `model` over the selected blocks; `progress` is called with blocks scored."""
+    manifest = selection.manifest
     vocab = model.get_input_embeddings().num_embeddings
     if manifest.vocab_size > vocab:
         raise ShardError(
             f"the shards' tokenizer has {manifest.vocab_size} ids but the model's "
             f"embedding table has {vocab}"
         )
-    total_nll, total_tokens, blocks = 0.0, 0, 0
+    total_nll, total_tokens = 0.0, 0
     pending: list[tuple[np.ndarray, np.ndarray]] = []
 
     def flush():
         nonlocal total_nll, total_tokens
         nll, count = nll_of_blocks(model, pending)
         total_nll, total_tokens = total_nll + nll, total_tokens + count
+        if progress:
+            progress(len(pending))
         pending.clear()
 
-    for block in DatasetReader(manifest, verify=True).blocks(limit=max_blocks):
+    reader = DatasetReader(manifest, verify=False)  # why: select_blocks checked these shards
+    for index in selection.indices.tolist():
+        block = reader.block(index)
         pending.append((block.input_ids, block.doc_offsets))
-        blocks += 1
         if len(pending) == batch_size:
             flush()
     if pending:
         flush()
     if total_tokens == 0:
-        raise ShardError(f"{manifest.root}: no predictable tokens")
+        raise ShardError(f"{manifest.root}: no predictable tokens in the {selection.split} split")
     mean = total_nll / total_tokens
     return {
         "dataset": manifest.name,
         "version": manifest.version,
-        "blocks": blocks,
+        "split": selection.split,
+        "block_seed": selection.seed,
+        "blocks": len(selection.indices),
         "tokens": total_tokens,
         "mean_nll": mean,
         "perplexity": math.exp(mean),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from tinylm_eval.model_source import resolve_model
 from tinylm_eval.models.base import ChoicePrompt, GenerationOptions, Progress, cut_at_stop
 from tinylm_eval.models.hf_prefix_scoring import score_letters_by_shared_prefix
 from tinylm_eval.models.hf_scoring import answer_token_ids, score_continuations, score_letters
@@ -25,31 +26,51 @@ def load_model(
     dtype: str = "float32",
     device: str = "cpu",
 ):
-    """(model, tokenizer, identity). Weights come only from safetensors; an adapter needs its base."""
+    """(model, tokenizer, identity). Weights come only from safetensors; an adapter needs its base.
+
+    `path` and `base` are local directories or hub ids, checked first (`resolve_model`): a
+    missing directory or an unreachable hub is a `ModelSourceError` in seconds.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(path)
-    adapter_config = path / "adapter_config.json"
+    source = resolve_model(path)
+    adapter_config = Path(source.name) / "adapter_config.json"
     torch_dtype = getattr(torch, dtype)
-    if adapter_config.is_file():
+    if isinstance(source.name, Path) and adapter_config.is_file():
         from peft import PeftModel
 
-        base = Path(base or json.loads(adapter_config.read_text())["base_model_name_or_path"])
-        model = AutoModelForCausalLM.from_pretrained(
-            base, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        base_source = resolve_model(
+            base or json.loads(adapter_config.read_text())["base_model_name_or_path"]
         )
-        model = PeftModel.from_pretrained(model, path)
-        tokenizer_dir = path if (path / "tokenizer_config.json").is_file() else base
-        identity = {"model": str(path), "adapter": True, "base": str(base)}
+        model = AutoModelForCausalLM.from_pretrained(
+            base_source.name,
+            dtype=torch_dtype,
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+            local_files_only=base_source.local_files_only,
+        )
+        model = PeftModel.from_pretrained(model, source.name)
+        own_tokenizer = (source.name / "tokenizer_config.json").is_file()
+        tokenizer_source = source if own_tokenizer else base_source
+        identity = {"model": str(source.name), "adapter": True, "base": str(base_source.name)}
     else:
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+            source.name,
+            dtype=torch_dtype,
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+            local_files_only=source.local_files_only,
         )
-        tokenizer_dir = path
-        identity = {"model": str(path), "adapter": False}
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, trust_remote_code=trust_remote_code)
+        tokenizer_source = source
+        identity = {"model": str(source.name), "adapter": False}
+    tokenizer = AutoTokenizer.from_pretrained(
+        tokenizer_source.name,
+        trust_remote_code=trust_remote_code,
+        local_files_only=tokenizer_source.local_files_only,
+    )
     model.to(device).eval()
     identity["model_type"] = getattr(model.config, "model_type", None)
+    identity["dtype"] = dtype
     return model, tokenizer, identity
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from tinylm_eval._prompt_ids import PromptIds, subject_prompt_ids
 from tinylm_eval.data import LETTERS, SAMPLE_DIR, CsvLayout, DataError, Question
 from tinylm_eval.download import Release
 from tinylm_eval.models.base import ChoicePrompt, LanguageModel, Progress
-from tinylm_eval.prompts import PromptFormat, choose_shots
+from tinylm_eval.prompts import PromptFormat, choose_shots, prefix_text
 from tinylm_eval.results import aggregate
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ class ChoiceConfig:
     max_length: int = 2048
     share_prefix: bool = True
     """Letter method: let the model run each subject's header + exemplars once."""
+    save_prompts: bool = False
+    """Keep each question's whole prompt text in its record (`prompt`), to re-score elsewhere."""
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -88,13 +90,34 @@ class MultipleChoiceTask:
             raise DataError(f"--data {data}: not a directory")
         return path
 
+    def subjects(self, config: ChoiceConfig) -> list[str]:
+        """The subjects `config` scores; a name the split lacks is an error naming those it has."""
+        available = self.layout.subjects(config.data_dir, config.split)
+        if not config.subjects:
+            return available
+        unknown = [s for s in config.subjects if s not in available]
+        if unknown:
+            raise DataError(
+                f"{self.name} {config.split} has no subject {', '.join(unknown)}; "
+                f"its subjects are {', '.join(available)}"
+            )
+        return list(dict.fromkeys(config.subjects))
+
     def evaluate(
-        self, model: LanguageModel, config: ChoiceConfig, progress: Progress | None = None
+        self,
+        model: LanguageModel,
+        config: ChoiceConfig,
+        progress: Progress | None = None,
+        *,
+        on_total: Callable[[int], None] | None = None,
     ) -> tuple[dict, list[dict]]:
-        """(report, per-question records). Records keep prompt shots, scores, prediction and answer."""
+        """(report, per-question records). Records keep prompt shots, scores, prediction and answer
+        (and the prompt text with `save_prompts`). `on_total` gets the number of questions before
+        scoring starts, `progress` the questions scored."""
         fmt = prompt_formats()[config.prompt_format] if config.prompt_format else self.prompt_format
-        subjects = config.subjects or self.layout.subjects(config.data_dir, config.split)
-        questions, prompts = self._prompts(model, fmt, subjects, config)
+        questions, prompts, texts = self._prompts(model, fmt, self.subjects(config), config)
+        if on_total:
+            on_total(len(questions))
         truncated = sum(p.truncated for p in prompts)
         if truncated:
             logger.warning(
@@ -132,6 +155,9 @@ class MultipleChoiceTask:
             }
             for q, p, s, prompt in zip(questions, predictions(scores), scores, prompts, strict=True)
         ]
+        if config.save_prompts:
+            for record, text in zip(records, texts, strict=True):
+                record["prompt"] = text
         report = {
             "benchmark": self.name,
             "task_version": self.version,
@@ -144,6 +170,7 @@ class MultipleChoiceTask:
             "shots": config.shots,
             "shot_seed": config.shot_seed,
             "max_length": config.max_length,
+            "answer_spellings": [fmt.answer_text(letter) for letter in LETTERS],
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "shots_used_histogram": _histogram(r["shots_used"] for r in records),
             "truncated_prompts": truncated,
@@ -157,9 +184,11 @@ class MultipleChoiceTask:
 
     def _prompts(
         self, model: LanguageModel, fmt: PromptFormat, subjects: list[str], config: ChoiceConfig
-    ) -> tuple[list[Question], list[PromptIds]]:
+    ) -> tuple[list[Question], list[PromptIds], list[str]]:
+        """Questions, their prompt ids and (with `save_prompts`, else empty) their prompt texts."""
         questions: list[Question] = []
         prompts: list[PromptIds] = []
+        texts: list[str] = []
         short: list[str] = []  # subjects whose dev split has fewer rows than the shots asked for
         for subject in subjects:
             shots = (
@@ -175,9 +204,14 @@ class MultipleChoiceTask:
                 short.append(subject)
             asked = self.layout.read(config.data_dir, config.split, subject)
             questions += asked
-            prompts += subject_prompt_ids(
-                model.encode, fmt, subject, shots, asked, config.max_length
-            )
+            ids = subject_prompt_ids(model.encode, fmt, subject, shots, asked, config.max_length)
+            prompts += ids
+            if config.save_prompts:
+                # why: the text of the ids scored; a truncated prompt keeps its whole 0-shot text
+                texts += [
+                    prefix_text(fmt, subject, shots[: p.shots_used]) + fmt.render_question(q)
+                    for q, p in zip(asked, ids, strict=True)
+                ]
         if short:
             logger.warning(
                 "%d of %d subjects have fewer than %d dev rows and use all of theirs: %s",
@@ -186,7 +220,7 @@ class MultipleChoiceTask:
                 config.shots,
                 ", ".join(short),
             )
-        return questions, prompts
+        return questions, prompts, texts
 
     @staticmethod
     def _option_scores(model, fmt, questions, prompts, config, progress) -> list[list[float]]:

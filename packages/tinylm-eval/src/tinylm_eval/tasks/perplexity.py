@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tinylm_eval import __version__
-from tinylm_eval.models.base import LanguageModel
+from tinylm_eval.block_selection import SPLITS, BlockSelection, select_blocks
+from tinylm_eval.models.base import LanguageModel, Progress
 
 
 class ModelKindError(TypeError):
@@ -19,11 +21,17 @@ class PerplexityConfig:
     """A tinylm-data dataset directory (OUT/<name>, or one of its versions)."""
     batch_size: int = 4
     max_blocks: int | None = None
-    """Score only the first N blocks; None: all."""
+    """Score N blocks of the split (drawn by `block_seed`); None: all."""
+    split: str | None = None
+    """"train" or "validation"; None: validation when the dataset has it, else train (warned)."""
+    block_seed: int | None = 0
+    """Seeds the permutation the blocks are drawn in; None: dataset order."""
 
     def __post_init__(self):
         if self.batch_size < 1 or (self.max_blocks is not None and self.max_blocks < 1):
             raise ValueError("batch_size >= 1 and max_blocks >= 1 (or None) are required")
+        if self.split is not None and self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {self.split!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,8 +40,26 @@ class PerplexityTask:
     version: int = 1
     title: str = "perplexity"
 
-    def evaluate(self, model: LanguageModel, config: PerplexityConfig) -> dict:
-        """{"perplexity", "mean_nll", "tokens", "blocks", dataset and version, task, model}."""
+    def select(self, config: PerplexityConfig) -> BlockSelection:
+        """The blocks `config` scores, their shards checked: a dataset fault shows before a model loads."""
+        return select_blocks(
+            config.data, split=config.split, max_blocks=config.max_blocks, seed=config.block_seed
+        )
+
+    def evaluate(
+        self,
+        model: LanguageModel,
+        config: PerplexityConfig,
+        progress: Progress | None = None,
+        *,
+        on_total: Callable[[int], None] | None = None,
+        selection: BlockSelection | None = None,
+    ) -> dict:
+        """{"perplexity", "mean_nll", "tokens", "blocks", "split", dataset and version, task, model}.
+
+        `on_total` gets the number of blocks before scoring starts, `progress` the blocks scored;
+        `selection` is `select(config)` when the caller has already made it.
+        """
         module = getattr(model, "module", None)
         if module is None:
             raise ModelKindError(
@@ -42,9 +68,10 @@ class PerplexityTask:
             )
         from tinylm_eval.perplexity import perplexity
 
-        result = perplexity(
-            module, config.data, batch_size=config.batch_size, max_blocks=config.max_blocks
-        )
+        selection = selection or self.select(config)
+        if on_total:
+            on_total(len(selection.indices))
+        result = perplexity(module, selection, batch_size=config.batch_size, progress=progress)
         return {
             "task": self.name,
             "task_version": self.version,
