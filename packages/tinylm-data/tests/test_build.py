@@ -241,3 +241,43 @@ def test_records_behind_a_byte_order_mark_are_kept_and_counted(corpus, tmp_path)
     rejects = pq.read_table(result.out_dir / "rejects").to_pylist()
     assert not any((r["doc_id"] or "").startswith("bom") for r in rejects)
     assert result.stats["sources"]["zh"]["read_repairs"] == {"bom_stripped": 0}
+
+
+def _one_file_config(root: Path, tokenizer: Path, lines: list[str]) -> Path:
+    (root / "in.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    config = {
+        "name": "one",
+        "tokenizer": str(tokenizer),
+        "block_size": 64,
+        "sources": [{"name": "docs", "kind": "jsonl", "paths": ["in.jsonl"]}],
+    }
+    (root / "config.yaml").write_text(json.dumps(config), encoding="utf-8")
+    return root / "config.yaml"
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([], r"nothing to build: the 1 input file\(s\) hold no document"),
+        (
+            ['{"text": "Too short."}', "{broken"],
+            r"all 2 input documents were removed \(1 rejected, 1 filtered, 0 duplicates\)",
+        ),
+    ],
+)
+def test_a_build_that_keeps_no_document_is_refused(corpus, tmp_path, tinylm_data, lines, message):
+    from tinylm_data.build import EmptyBuildError
+
+    config = _one_file_config(tmp_path, corpus.parent / "tokenizer", lines)
+    with pytest.raises(EmptyBuildError, match=message):
+        _build(config, tmp_path / "out")
+    assert not (tmp_path / "out" / "one" / "LATEST").exists()
+    result = tinylm_data("build", "--config", str(config), "--out", str(tmp_path / "cli"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "--allow-empty" in result.stderr
+    allowed = tinylm_data(
+        "build", "--config", str(config), "--out", str(tmp_path / "cli"), "--allow-empty"
+    )
+    assert allowed.returncode == 0, allowed.stderr[-3000:]
+    manifest = load_manifest(resolve_dataset_dir(tmp_path / "cli" / "one"))
+    assert manifest["num_blocks"] == 0 and manifest["shards"] == []

@@ -47,6 +47,12 @@ class BuildOptions:
     # share each file's batches; "auto": files when there are at least twice as many files as
     # workers.
     parallel_over: str = "auto"
+    # A build that keeps no document is refused unless this is set.
+    allow_empty: bool = False
+
+
+class EmptyBuildError(RuntimeError):
+    """The build kept no document; publishing it would hand training an empty dataset."""
 
 
 @dataclass
@@ -105,8 +111,8 @@ def run_build(
     engine = engine or LocalEngine(options.workers, options.parallel_over)
     token_columns = declared_token_columns(extra_steps)
     progress.stage("load tokenizer, hash inputs", None)
+    tokenizer = LoadedTokenizer(config.tokenizer, base)  # first: a missing one fails in seconds
     tasks = plan_tasks(config, base)
-    tokenizer = LoadedTokenizer(config.tokenizer, base)
     config_data = config.model_dump(mode="json")
     version = version_id(
         inputs=[
@@ -176,6 +182,9 @@ def run_build(
     progress.stage("write manifest", None)
     tokenizer.save(staging / "tokenizer")
     stats = build_stats(config, tasks, summaries, assembled)
+    if stats["total"]["kept"] == 0 and not options.allow_empty:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise EmptyBuildError(_empty_build_message(stats["total"], len(tasks)))
     write_json(staging / "stats.json", stats)
     try:
         from .plots import plot_funnel, plot_lengths
@@ -218,3 +227,12 @@ def run_build(
     if not options.keep_work:
         shutil.rmtree(work_dir, ignore_errors=True)
     return BuildResult(out_dir, manifest, stats)
+
+
+def _empty_build_message(total: dict[str, int], files: int) -> str:
+    if total["in"] == 0:
+        found = f"the {files} input file(s) hold no document"
+    else:
+        removed = ", ".join(f"{total[k]:,} {k}" for k in ("rejected", "filtered", "duplicates"))
+        found = f"all {total['in']:,} input documents were removed ({removed})"
+    return f"nothing to build: {found} (--allow-empty publishes an empty dataset anyway)"

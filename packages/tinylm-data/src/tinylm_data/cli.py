@@ -32,7 +32,7 @@ _mount_optional_apps()
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)  # an error message stays one line
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -115,6 +115,9 @@ def build(
         str | None, typer.Option(help="Spark master URL (engine spark).")
     ] = None,
     keep_work: Annotated[bool, typer.Option(help="Keep intermediate files after success.")] = False,
+    allow_empty: Annotated[
+        bool, typer.Option(help="Publish the dataset even when no document is kept.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Build a dataset: read, clean, filter, dedup, tokenize, pack, write shards + manifest."""
@@ -141,7 +144,7 @@ def build(
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    from .build import BuildOptions, run_build
+    from .build import BuildOptions, EmptyBuildError, run_build
     from .engines import PARALLEL_OVER, LocalEngine
     from .spark_engine import SparkUnavailable, spark_engine
     from .stage_one import StrictModeError
@@ -159,6 +162,7 @@ def build(
         parallel_over=parallel_over,
         strict=strict,
         keep_work=keep_work,
+        allow_empty=allow_empty,
     )
     try:
         if engine == "local":
@@ -169,9 +173,12 @@ def build(
         else:
             with spark_engine(spark_master) as spark, _RichProgress(console) as progress:
                 result = run_build(cfg, base, options, progress, engine=spark)
+    except ConfigError as exc:  # a tokenizer that cannot be found or fetched
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     except (
         StrictModeError,
-        ConfigError,
+        EmptyBuildError,
         FileNotFoundError,
         WorkerStartError,
         SparkUnavailable,
