@@ -285,6 +285,7 @@ def inspect(
     from rich.text import Text
 
     from .inspect_dataset import (
+        CorruptShard,
         DatasetError,
         decode_block,
         load_manifest,
@@ -336,17 +337,22 @@ def inspect(
             name, *(f"{c[k]:,}" for k in ("in", "kept", "filtered", "duplicates", "rejected"))
         )
     console.print(counts)
+    # Sizes always (a stat per shard); checksums of every shard with --verify, else of the one read.
+    problems = verify_shards(directory, manifest, checksum=verify)
+    if problems:
+        for problem in problems:
+            console.print(f"[red]error:[/red] {problem}")
+        console.print(f"[red]{len(problems)} problem(s): the dataset is damaged; rebuild it[/red]")
+        raise typer.Exit(1)
     if verify:
-        problems = verify_shards(directory, manifest)
-        if problems:
-            for problem in problems:
-                console.print(f"[red]{problem}[/red]")
-            raise typer.Exit(1)
         console.print(f"[green]all {len(manifest['shards'])} shards match their sha256[/green]")
     if manifest["num_blocks"] == 0:
         return
     try:
         row = read_block(directory, manifest, block)
+    except CorruptShard as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
     except DatasetError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
