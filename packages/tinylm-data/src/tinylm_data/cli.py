@@ -99,7 +99,9 @@ def build(
     set_: Annotated[
         list[str], typer.Option("--set", help="Any config field: dotted.key=value.")
     ] = [],  # noqa: B006
-    workers: Annotated[int, typer.Option(help="Worker processes (default: all cores).")] = 0,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Worker processes (0, the default: all cores).")
+    ] = 0,
     parallel_over: Annotated[
         str,
         typer.Option(
