@@ -38,10 +38,9 @@ def shard_problems(manifest: Manifest, shard: dict, *, checksum: bool = True) ->
 
 
 def dataset_problems(manifest: Manifest, *, checksum: bool = True) -> list[str]:
-    """Every problem of every shard, in manifest order."""
-    return [
-        p for shard in manifest.shards for p in shard_problems(manifest, shard, checksum=checksum)
-    ]
+    """Every problem of every shard, held-out splits included, in manifest order."""
+    shards = [*manifest.shards, *(s for split in manifest.splits.values() for s in split)]
+    return [p for shard in shards for p in shard_problems(manifest, shard, checksum=checksum)]
 
 
 def verify_shards(manifest: Manifest) -> None:
