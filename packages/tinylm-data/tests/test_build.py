@@ -281,3 +281,51 @@ def test_a_build_that_keeps_no_document_is_refused(corpus, tmp_path, tinylm_data
     assert allowed.returncode == 0, allowed.stderr[-3000:]
     manifest = load_manifest(resolve_dataset_dir(tmp_path / "cli" / "one"))
     assert manifest["num_blocks"] == 0 and manifest["shards"] == []
+
+
+def _doc_ids(directory: Path) -> set[str]:
+    if not directory.is_dir():
+        return set()
+    return {
+        i
+        for ids in pq.read_table(directory, columns=["doc_ids"])["doc_ids"].to_pylist()
+        for i in ids
+    }
+
+
+def test_the_validation_split_is_held_out_of_training(corpus, tmp_path):
+    import tinylm_shards
+
+    from tinylm_data.mixture import held_out
+
+    data = load_config_file(corpus)
+    data["sources"][0]["weight"] = 2.0  # upsampled copies must not leak held-out documents
+    result = run_build(
+        parse_config(data | {"validation_share": 0.2}),
+        corpus.parent,
+        BuildOptions(out_root=tmp_path, workers=1),
+    )
+    train, validation = _doc_ids(result.out_dir / "shards"), _doc_ids(result.out_dir / "validation")
+    assert validation and train and not train & validation
+    assert all(held_out(i, 0.2, 0) for i in validation)
+    assert not any(held_out(i, 0.2, 0) for i in train)
+    split = result.manifest["splits"]["validation"]
+    assert split["share"] == 0.2 and split["documents"] == len(validation)
+    stats = result.stats
+    assert (
+        stats["validation"]["documents"]
+        == len(validation)
+        == sum(s["validation"]["documents"] for s in stats["sources"].values())
+    )
+    assert len(train) + len(validation) == stats["total"]["kept"]
+    en = stats["sources"]["en"]
+    assert en["upsampled"] == en["accounting"]["kept"] - en["validation"]["documents"] > 0
+    manifest = tinylm_shards.load_manifest(result.out_dir)
+    reader = tinylm_shards.DatasetReader(manifest.split("validation"), doc_ids=True)
+    assert reader.num_blocks == split["num_blocks"] > 0
+    assert {i for b in reader.blocks() for i in b.doc_ids} == validation
+    assert tinylm_shards.dataset_problems(manifest) == []
+
+    disabled = _build(corpus, tmp_path / "none", validation_share=0)
+    assert "splits" not in disabled.manifest and not (disabled.out_dir / "validation").exists()
+    assert disabled.stats["validation"]["documents"] == 0

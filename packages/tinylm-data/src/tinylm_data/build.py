@@ -221,6 +221,18 @@ def run_build(
         "rejects": [f"rejects/{name}" for name in assembled.reject_files],
         "shards": assembled.shards,
     }
+    if config.validation_share > 0:
+        manifest_fields["splits"] = {
+            "validation": {
+                "shards": assembled.validation_shards,
+                "num_blocks": assembled.validation_pack_stats["blocks"],
+                "documents": assembled.validation_pack_stats["documents"],
+                "share": config.validation_share,
+                "tokens": {
+                    k: v for k, v in assembled.validation_pack_stats.items() if k != "blocks"
+                },
+            }
+        }
     manifest = write_manifest(staging, manifest_fields).raw
     os.replace(staging, out_dir)
     write_text(dataset_dir / "LATEST", version + "\n")

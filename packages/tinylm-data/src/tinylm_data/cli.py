@@ -248,7 +248,8 @@ def _print_summary(console, result) -> None:
         title=f"{manifest['name']} {manifest['version']}"
         + (" (already built)" if result.reused else "")
     )
-    columns = ["source", "in", *(STAGE_INFO[s].column for s in REMOVING_STAGES), "kept", "tokens"]
+    columns = ["source", "in", *(STAGE_INFO[s].column for s in REMOVING_STAGES), "kept"]
+    columns += ["upsampled", "validation", "tokens"]
     for column in columns:
         table.add_column(column, justify="left" if column == "source" else "right")
     sources = stats["sources"]
@@ -258,11 +259,14 @@ def _print_summary(console, result) -> None:
 
     for name, s in sources.items():
         a = s["accounting"]
-        figures = [a["in"], *removed(s), a["kept"], s["tokens_packed"]]
+        held = s["validation"]["documents"]
+        figures = [a["in"], *removed(s), a["kept"], s["upsampled"], held, s["tokens_packed"]]
         table.add_row(name, *(f"{n:,}" for n in figures))
     per_stage = [sum(n) for n in zip(*(removed(s) for s in sources.values()), strict=True)]
     t = stats["total"]
-    figures = [t["in"], *per_stage, t["kept"], manifest["tokens"]["real"]]
+    upsampled = sum(s["upsampled"] for s in sources.values())
+    held = stats["validation"]["documents"]
+    figures = [t["in"], *per_stage, t["kept"], upsampled, held, manifest["tokens"]["real"]]
     table.add_row("total", *(f"{n:,}" for n in figures), style="bold")
     console.print(table)
     tok = manifest["tokens"]
@@ -270,7 +274,26 @@ def _print_summary(console, result) -> None:
         f"{manifest['num_blocks']:,} blocks of {manifest['block_size']} ({manifest['pack_mode']}), "
         f"utilisation {tok['utilisation']:.2%}, split documents {tok['split_fraction']:.2%}, "
         f"{len(manifest['shards'])} shard(s)\n"
+        f"validation: {_validation_line(stats['validation'])}\n"
         f"output: {result.out_dir}  (stats.json, rejects/, plots/ beside the manifest)"
+    )
+
+
+def _validation_line(validation: dict) -> str:
+    if not validation["share"]:
+        return "none (validation_share 0)"
+    return (
+        f"{validation['documents']:,} documents held out ({validation['share']:.2%} share), "
+        f"{validation['blocks']:,} blocks, {validation['tokens']:,} tokens"
+    )
+
+
+def _split_line(split: dict | None) -> str:
+    if split is None:
+        return "none"
+    return (
+        f"{split['documents']:,} documents ({split['share']:.2%} share), "
+        f"{split['num_blocks']:,} blocks in {len(split['shards'])} shard(s)"
     )
 
 
@@ -328,6 +351,7 @@ def inspect(
             "shards",
             f"{len(manifest['shards'])} ({sum(s['bytes'] for s in manifest['shards']):,} bytes)",
         ),
+        ("validation", _split_line(manifest.get("splits", {}).get("validation"))),
     ]:
         info.add_row(f"[bold]{key}[/bold]", value)
     console.print(info)
