@@ -193,7 +193,7 @@ def test_killed_build_resumes_to_identical_output(corpus, tmp_path, crash, paral
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     dataset = tmp_path / "run" / "tiny"
     assert not (dataset / "LATEST").exists(), "nothing is published by a killed build"
-    assert list(dataset.glob(".work-*")), "the killed run left its work for the rerun"
+    assert list((dataset / ".stage1").glob("*.parquet")), "the killed run left its work"
     resumed = _cli_build(corpus, tmp_path / "run", None, parallel_over)
     assert resumed.returncode == 0, resumed.stderr
     out_dir = dataset / reference.manifest["version"]
@@ -295,7 +295,6 @@ def _doc_ids(directory: Path) -> set[str]:
 
 def test_the_validation_split_is_held_out_of_training(corpus, tmp_path):
     import tinylm_shards
-
     from tinylm_data.mixture import held_out
 
     data = load_config_file(corpus)
@@ -329,3 +328,34 @@ def test_the_validation_split_is_held_out_of_training(corpus, tmp_path):
     disabled = _build(corpus, tmp_path / "none", validation_share=0)
     assert "splits" not in disabled.manifest and not (disabled.out_dir / "validation").exists()
     assert disabled.stats["validation"]["documents"] == 0
+
+
+def test_a_weight_change_reruns_only_the_assembly(corpus, tmp_path):
+    first = _build(corpus, tmp_path / "out")
+    assert first.stage_one_reused == 0
+    data = load_config_file(corpus)
+    data["sources"][1]["weight"] = 0.5
+    data["validation_share"] = 0.1
+    reweighted = run_build(
+        parse_config(data), corpus.parent, BuildOptions(out_root=tmp_path / "out", workers=1)
+    )
+    tasks = len(reweighted.manifest["inputs"])
+    assert reweighted.stage_one_reused == tasks == 3, "no input was read again"
+    assert reweighted.manifest["version"] != first.manifest["version"]
+    assert sum(reweighted.stats["seconds"][s] for s in ("read", "clean", "tokenize")) == sum(
+        first.stats["seconds"][s] for s in ("read", "clean", "tokenize")
+    ), "stage-1 timings come from the first build's summaries"
+    fresh = run_build(
+        parse_config(data), corpus.parent, BuildOptions(out_root=tmp_path / "fresh", workers=1)
+    )
+    assert fresh.stage_one_reused == 0
+    assert fresh.manifest == reweighted.manifest
+    assert _shard_bytes(fresh.out_dir) == _shard_bytes(reweighted.out_dir)
+    assert _stats_without_timings(fresh.out_dir) == _stats_without_timings(reweighted.out_dir)
+    # a cleaning change does rerun stage 1, for the source it touches only
+    data["sources"][1]["clean"] = ["whitespace"]
+    recleaned = run_build(
+        parse_config(data), corpus.parent, BuildOptions(out_root=tmp_path / "out", workers=1)
+    )
+    assert recleaned.stage_one_reused == 2
+    assert len(list((tmp_path / "out" / "tiny" / ".stage1").glob("*.json"))) == tasks

@@ -73,8 +73,8 @@ class KeptFiles:
     groups: list[int]  # dedup group per task: 0 for global scope, the source index per source
 
     @classmethod
-    def of(cls, config: BuildConfig, tasks: list[Task], work_dir: Path) -> KeptFiles:
-        paths = [task_files(work_dir, t)["kept"] for t in tasks]
+    def of(cls, config: BuildConfig, tasks: list[Task], stage_dir: Path) -> KeptFiles:
+        paths = [task_files(stage_dir, t)["kept"] for t in tasks]
         rows = [pq.ParquetFile(p).metadata.num_rows for p in paths]
         offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
         groups = [t.source_index if config.dedup.scope == "source" else 0 for t in tasks]
@@ -236,6 +236,7 @@ class Assembly:
         self,
         config: BuildConfig,
         tasks: list[Task],
+        stage_dir: Path,
         work_dir: Path,
         out_dir: Path,
         *,
@@ -246,13 +247,14 @@ class Assembly:
     ) -> None:
         self.config = config
         self.tasks = tasks
-        self.work_dir = work_dir
+        self.stage_dir = stage_dir  # the stage-1 files
+        self.work_dir = work_dir  # this build's scratch space (near dedup)
         self.out_dir = out_dir
         self.pad_id = pad_id
         self.token_columns = dict(token_columns)
         self.engine = engine
         self.progress = progress
-        self.kept = KeptFiles.of(config, tasks, work_dir)
+        self.kept = KeptFiles.of(config, tasks, stage_dir)
 
     def find_removals(self, seconds: Counter) -> dict[int, Removal]:
         removals: dict[int, Removal] = {}
@@ -315,7 +317,7 @@ class Assembly:
         for round_index in range(rounds):
             for task_index, task in enumerate(self.tasks):
                 if round_index == 0:
-                    rejects.add_table(pq.read_table(task_files(self.work_dir, task)["rejects"]))
+                    rejects.add_table(pq.read_table(task_files(self.stage_dir, task)["rejects"]))
                 if round_index > 0 and weights[task.source_index] <= round_index:
                     self.progress.advance(self.kept.rows[task_index])
                     continue
