@@ -193,7 +193,7 @@ def test_killed_build_resumes_to_identical_output(corpus, tmp_path, crash, paral
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     dataset = tmp_path / "run" / "tiny"
     assert not (dataset / "LATEST").exists(), "nothing is published by a killed build"
-    assert list((dataset / ".stage1").glob("*.parquet")), "the killed run left its work"
+    assert any((dataset / ".stage1").iterdir()), "the killed run left its work for the rerun"
     resumed = _cli_build(corpus, tmp_path / "run", None, parallel_over)
     assert resumed.returncode == 0, resumed.stderr
     out_dir = dataset / reference.manifest["version"]
