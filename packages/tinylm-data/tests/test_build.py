@@ -193,7 +193,7 @@ def test_killed_build_resumes_to_identical_output(corpus, tmp_path, crash, paral
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     dataset = tmp_path / "run" / "tiny"
     assert not (dataset / "LATEST").exists(), "nothing is published by a killed build"
-    assert list(dataset.glob(".work-*")), "the killed run left its work for the rerun"
+    assert any((dataset / ".stage1").iterdir()), "the killed run left its work for the rerun"
     resumed = _cli_build(corpus, tmp_path / "run", None, parallel_over)
     assert resumed.returncode == 0, resumed.stderr
     out_dir = dataset / reference.manifest["version"]
@@ -241,3 +241,121 @@ def test_records_behind_a_byte_order_mark_are_kept_and_counted(corpus, tmp_path)
     rejects = pq.read_table(result.out_dir / "rejects").to_pylist()
     assert not any((r["doc_id"] or "").startswith("bom") for r in rejects)
     assert result.stats["sources"]["zh"]["read_repairs"] == {"bom_stripped": 0}
+
+
+def _one_file_config(root: Path, tokenizer: Path, lines: list[str]) -> Path:
+    (root / "in.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    config = {
+        "name": "one",
+        "tokenizer": str(tokenizer),
+        "block_size": 64,
+        "sources": [{"name": "docs", "kind": "jsonl", "paths": ["in.jsonl"]}],
+    }
+    (root / "config.yaml").write_text(json.dumps(config), encoding="utf-8")
+    return root / "config.yaml"
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([], r"nothing to build: the 1 input file\(s\) hold no document"),
+        (
+            ['{"text": "Too short."}', "{broken"],
+            r"all 2 input documents were removed \(1 rejected, 1 filtered, 0 duplicates\)",
+        ),
+    ],
+)
+def test_a_build_that_keeps_no_document_is_refused(corpus, tmp_path, tinylm_data, lines, message):
+    from tinylm_data.build import EmptyBuildError
+
+    config = _one_file_config(tmp_path, corpus.parent / "tokenizer", lines)
+    with pytest.raises(EmptyBuildError, match=message):
+        _build(config, tmp_path / "out")
+    assert not (tmp_path / "out" / "one" / "LATEST").exists()
+    result = tinylm_data("build", "--config", str(config), "--out", str(tmp_path / "cli"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "--allow-empty" in result.stderr
+    allowed = tinylm_data(
+        "build", "--config", str(config), "--out", str(tmp_path / "cli"), "--allow-empty"
+    )
+    assert allowed.returncode == 0, allowed.stderr[-3000:]
+    manifest = load_manifest(resolve_dataset_dir(tmp_path / "cli" / "one"))
+    assert manifest["num_blocks"] == 0 and manifest["shards"] == []
+
+
+def _doc_ids(directory: Path) -> set[str]:
+    if not directory.is_dir():
+        return set()
+    return {
+        i
+        for ids in pq.read_table(directory, columns=["doc_ids"])["doc_ids"].to_pylist()
+        for i in ids
+    }
+
+
+def test_the_validation_split_is_held_out_of_training(corpus, tmp_path):
+    import tinylm_shards
+    from tinylm_data.mixture import held_out
+
+    data = load_config_file(corpus)
+    data["sources"][0]["weight"] = 2.0  # upsampled copies must not leak held-out documents
+    result = run_build(
+        parse_config(data | {"validation_share": 0.2}),
+        corpus.parent,
+        BuildOptions(out_root=tmp_path, workers=1),
+    )
+    train, validation = _doc_ids(result.out_dir / "shards"), _doc_ids(result.out_dir / "validation")
+    assert validation and train and not train & validation
+    assert all(held_out(i, 0.2, 0) for i in validation)
+    assert not any(held_out(i, 0.2, 0) for i in train)
+    split = result.manifest["splits"]["validation"]
+    assert split["share"] == 0.2 and split["documents"] == len(validation)
+    stats = result.stats
+    assert (
+        stats["validation"]["documents"]
+        == len(validation)
+        == sum(s["validation"]["documents"] for s in stats["sources"].values())
+    )
+    assert len(train) + len(validation) == stats["total"]["kept"]
+    en = stats["sources"]["en"]
+    assert en["upsampled"] == en["accounting"]["kept"] - en["validation"]["documents"] > 0
+    manifest = tinylm_shards.load_manifest(result.out_dir)
+    reader = tinylm_shards.DatasetReader(manifest.split("validation"), doc_ids=True)
+    assert reader.num_blocks == split["num_blocks"] > 0
+    assert {i for b in reader.blocks() for i in b.doc_ids} == validation
+    assert tinylm_shards.dataset_problems(manifest) == []
+
+    disabled = _build(corpus, tmp_path / "none", validation_share=0)
+    assert "splits" not in disabled.manifest and not (disabled.out_dir / "validation").exists()
+    assert disabled.stats["validation"]["documents"] == 0
+
+
+def test_a_weight_change_reruns_only_the_assembly(corpus, tmp_path):
+    first = _build(corpus, tmp_path / "out")
+    assert first.stage_one_reused == 0
+    data = load_config_file(corpus)
+    data["sources"][1]["weight"] = 0.5
+    data["validation_share"] = 0.1
+    reweighted = run_build(
+        parse_config(data), corpus.parent, BuildOptions(out_root=tmp_path / "out", workers=1)
+    )
+    tasks = len(reweighted.manifest["inputs"])
+    assert reweighted.stage_one_reused == tasks == 3, "no input was read again"
+    assert reweighted.manifest["version"] != first.manifest["version"]
+    assert sum(reweighted.stats["seconds"][s] for s in ("read", "clean", "tokenize")) == sum(
+        first.stats["seconds"][s] for s in ("read", "clean", "tokenize")
+    ), "stage-1 timings come from the first build's summaries"
+    fresh = run_build(
+        parse_config(data), corpus.parent, BuildOptions(out_root=tmp_path / "fresh", workers=1)
+    )
+    assert fresh.stage_one_reused == 0
+    assert fresh.manifest == reweighted.manifest
+    assert _shard_bytes(fresh.out_dir) == _shard_bytes(reweighted.out_dir)
+    assert _stats_without_timings(fresh.out_dir) == _stats_without_timings(reweighted.out_dir)
+    # a cleaning change does rerun stage 1, for the source it touches only
+    data["sources"][1]["clean"] = ["whitespace"]
+    recleaned = run_build(
+        parse_config(data), corpus.parent, BuildOptions(out_root=tmp_path / "out", workers=1)
+    )
+    assert recleaned.stage_one_reused == 2
+    assert len(list((tmp_path / "out" / "tiny" / ".stage1").glob("*.json"))) == tasks

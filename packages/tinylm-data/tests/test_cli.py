@@ -50,6 +50,26 @@ def test_build_explains_what_is_missing(tmp_path, tinylm_data):
     assert result.returncode == 2 and "pack_mode" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            ["--workers", "-3"],
+            "Invalid value for '--workers': Input should be greater than or equal to 0",
+        ),
+        (["--pack-mode", "zigzag"], "pack_mode: Input should be 'concat' or 'bestfit'"),
+        (["--engine", "dask"], "unknown engine 'dask': choose local or spark"),
+        (["--parallel-over", "rows"], "--parallel-over must be auto, files, batches"),
+        (["--block-size", "1"], "block_size: Input should be greater than or equal to 2"),
+    ],
+)
+def test_bad_option_values_are_refused_before_any_work(tmp_path, tinylm_data, option, message):
+    result = tinylm_data("build", "--source", "sample", "--out", str(tmp_path), *option)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in " ".join(result.stderr.split()), result.stderr
+    assert not (tmp_path / "sample").exists()
+
+
 def test_single_source_build_from_the_command_line(tiny_corpus, tmp_path, tinylm_data):
     root = tiny_corpus.parent
     result = tinylm_data(

@@ -73,6 +73,18 @@ def test_filter_rejects_carry_their_detail(tiny_corpus, tmp_path):
     assert [r["detail"] for r in short] == ["2 words < min_en_words 10"] * 2
 
 
+def test_too_long_rejects_say_the_length_and_the_limit(tiny_corpus, tmp_path):
+    data = load_config_file(tiny_corpus)
+    data["filters"] = {"max_chars": 300}
+    result = run_build(parse_config(data), tiny_corpus.parent, BuildOptions(out_root=tmp_path))
+    rejects = pq.read_table(result.out_dir / "rejects").to_pylist()
+    too_long = [r for r in rejects if r["reason"] == "too_long"]
+    assert too_long and all(
+        r["detail"].endswith(" chars > max_chars 300") and int(r["detail"].split()[0]) > 300
+        for r in too_long
+    )
+
+
 @pytest.mark.parametrize(("pack_mode", "workers"), [("concat", 1), ("bestfit", 1), ("concat", 2)])
 def test_a_per_token_column_arrives_aligned_in_the_shards(
     tiny_corpus, tmp_path, pack_mode, workers

@@ -121,3 +121,76 @@ def test_qwen_slow_files_give_the_transformers_identity(shared_data, tmp_path):
     assert first["info"]["vocab_size"] == len(hf) == 151646
     assert first["info"]["eos_id"] == hf.eos_token_id == 151643
     assert first["ids"] == hf.encode(TEXT, add_special_tokens=False)
+
+
+@pytest.mark.parametrize("spec", ["./no-such-dir", "no/such/dir", "~/no-such-tokenizer", "a/../b"])
+def test_a_missing_directory_is_reported_as_missing_not_as_a_hub_id(tmp_path, spec):
+    from tinylm_data.tokenizer import TokenizerUnavailable, resolve_tokenizer_source
+
+    with pytest.raises(TokenizerUnavailable, match=r"tokenizer directory .* does not exist"):
+        resolve_tokenizer_source(spec, tmp_path)
+
+
+def test_a_directory_beside_the_config_wins_over_a_hub_id(tmp_path):
+    from tinylm_data.tokenizer import resolve_tokenizer_source
+
+    (tmp_path / "Qwen" / "Qwen1.5-0.5B").mkdir(parents=True)
+    assert resolve_tokenizer_source("Qwen/Qwen1.5-0.5B", tmp_path) == str(
+        tmp_path / "Qwen" / "Qwen1.5-0.5B"
+    )
+    assert resolve_tokenizer_source("Qwen/Qwen1.5-0.5B", tmp_path / "elsewhere") == (
+        "Qwen/Qwen1.5-0.5B"
+    )
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"HF_HUB_OFFLINE": "1"}, "not in the local hub cache while HF_HUB_OFFLINE is set"),
+        ({"HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}, "unreachable"),
+    ],
+)
+def test_an_unreachable_hub_fails_the_build_at_once_in_one_line(
+    tiny_corpus, tmp_path, env, message
+):
+    import os
+    import time
+
+    root = tiny_corpus.parent
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "tinylm_data", "build", "--source", "jsonl"]
+        + ["--input", str(root / "en" / "part-0.jsonl.gz"), "--out", str(tmp_path / "out")],
+        env={**os.environ, "HF_HOME": str(tmp_path / "hf"), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert time.monotonic() - started < 30
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert "'Qwen/Qwen1.5-0.5B' is not a local directory" in errors[0]
+    assert message in errors[0] and "--tokenizer DIR" in errors[0]
+    assert not (tmp_path / "out" / "jsonl").exists(), "nothing was built"
+
+
+def test_a_missing_tokenizer_directory_fails_the_build_with_its_path(tiny_corpus, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "tinylm_data", "build", "--config", str(tiny_corpus)]
+        + ["--tokenizer", "./missing-tokenizer", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "tokenizer directory './missing-tokenizer' does not exist" in result.stderr
+    assert "Repo id" not in result.stderr

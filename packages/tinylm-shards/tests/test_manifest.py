@@ -78,6 +78,7 @@ def test_verification_reports_every_kind_of_problem(root):
     assert "bytes, the manifest says" in problems[0]
     assert problems[1].startswith("missing shard")
     assert "checksum mismatch" in problems[2] and len(problems) == 3
+    assert dataset_problems(load_manifest(root), checksum=False) == problems[:2]
     with pytest.raises(ShardError, match="missing shard"):
         verify_shards(load_manifest(root))
 
@@ -125,3 +126,32 @@ def test_declared_formats_have_their_own_versions():
     assert {"chosen_ids", "rejected_ids"} <= set(
         format_named("tinylm-preference-pairs").schema.names
     )
+
+
+def test_a_held_out_split_reads_as_a_manifest_of_its_own(tmp_path):
+    held_out = [[5, 6, 7, 0], [8, 9, 0], [3] * 70 + [0]]
+    root = write_dataset(tmp_path, validation_documents=held_out)
+    manifest = load_manifest(root)
+    validation = manifest.split("validation")
+    assert validation.split_name == "validation" and manifest.split_name == "train"
+    assert [s["path"] for s in validation.shards] == ["validation/part-00000.parquet"]
+    assert validation.num_blocks == manifest.raw["splits"]["validation"]["num_blocks"] == 2
+    assert not any(s["path"].startswith("validation/") for s in manifest.shards)
+    reader = DatasetReader(validation, doc_ids=True)
+    assert [b.doc_ids for b in reader.blocks()] == [("doc-0", "doc-1", "doc-2"), ("doc-2",)]
+    assert dataset_problems(manifest) == []
+    (root / "validation" / "part-00000.parquet").unlink()
+    assert dataset_problems(manifest) == [f"missing shard {root}/validation/part-00000.parquet"]
+    assert DatasetReader(manifest).num_blocks == manifest.num_blocks  # train needs no split
+
+
+def test_a_dataset_without_the_split_says_so(root):
+    with pytest.raises(ShardError, match=r"has no 'validation' split \(held-out splits: none\)"):
+        load_manifest(root).split("validation")
+
+
+def test_a_split_whose_block_count_disagrees_is_refused(tmp_path):
+    root = write_dataset(tmp_path, validation_documents=[[1, 2, 0]])
+    _rewrite(root, lambda m: m["splits"]["validation"].update(num_blocks=5))
+    with pytest.raises(ShardError, match=r"'splits.validation.num_blocks' is 5, its shards hold 1"):
+        load_manifest(root)

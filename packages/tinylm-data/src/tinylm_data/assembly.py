@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from .arrow_writers import REJECT_SCHEMA, RowGroupWriter, rejects_table
 from .config import BuildConfig
 from .document import Batch, Rejection, Row
-from .mixture import copies, rounds_needed
+from .mixture import copies, held_out, rounds_needed
 from .pack import make_packer
 from .progress import Progress
 from .shards import ShardWriter
@@ -58,6 +58,8 @@ class AssemblyResult:
     length_histograms: dict[str, list[int]] = field(default_factory=dict)
     reject_files: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
+    validation_shards: list[dict] = field(default_factory=list)
+    validation_pack_stats: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,8 @@ class KeptFiles:
     groups: list[int]  # dedup group per task: 0 for global scope, the source index per source
 
     @classmethod
-    def of(cls, config: BuildConfig, tasks: list[Task], work_dir: Path) -> KeptFiles:
-        paths = [task_files(work_dir, t)["kept"] for t in tasks]
+    def of(cls, config: BuildConfig, tasks: list[Task], stage_dir: Path) -> KeptFiles:
+        paths = [task_files(stage_dir, t)["kept"] for t in tasks]
         rows = [pq.ParquetFile(p).metadata.num_rows for p in paths]
         offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
         groups = [t.source_index if config.dedup.scope == "source" else 0 for t in tasks]
@@ -202,6 +204,21 @@ class MixtureStep(Step):
         return batch, rejected
 
 
+class SplitStep(Step):
+    """Marks the documents held out for validation (`mixture.held_out`); it removes none."""
+
+    stage = Stage.SPLIT
+
+    def __init__(self, config: BuildConfig) -> None:
+        self.share = config.validation_share
+        self.seed = config.seed
+
+    def __call__(self, batch: Batch) -> tuple[Batch, list[Rejection]]:
+        for row in batch.rows:
+            row.validation = held_out(row.doc_id, self.share, self.seed)
+        return batch, []
+
+
 def assembly_steps(
     config: BuildConfig, removals: Mapping[int, Removal], ids: Mapping[int, str]
 ) -> list[Step]:
@@ -210,6 +227,7 @@ def assembly_steps(
         DuplicateStep(Stage.EXACT_DEDUP, removals, ids),
         DuplicateStep(Stage.NEAR_DEDUP, removals, ids),
         MixtureStep(config),
+        SplitStep(config),
     ]
 
 
@@ -218,6 +236,7 @@ class Assembly:
         self,
         config: BuildConfig,
         tasks: list[Task],
+        stage_dir: Path,
         work_dir: Path,
         out_dir: Path,
         *,
@@ -228,13 +247,14 @@ class Assembly:
     ) -> None:
         self.config = config
         self.tasks = tasks
-        self.work_dir = work_dir
+        self.stage_dir = stage_dir  # the stage-1 files
+        self.work_dir = work_dir  # this build's scratch space (near dedup)
         self.out_dir = out_dir
         self.pad_id = pad_id
         self.token_columns = dict(token_columns)
         self.engine = engine
         self.progress = progress
-        self.kept = KeptFiles.of(config, tasks, work_dir)
+        self.kept = KeptFiles.of(config, tasks, stage_dir)
 
     def find_removals(self, seconds: Counter) -> dict[int, Removal]:
         removals: dict[int, Removal] = {}
@@ -288,29 +308,16 @@ class Assembly:
         removed: dict[str, dict[str, Counter]] = {name: {} for name in names}
         per_source = {name: Counter() for name in names}
         histograms = {name: np.zeros(len(LENGTH_BINS) - 1, dtype=np.int64) for name in names}
-        packer = make_packer(
-            config.pack_mode,
-            config.block_size,
-            self.pad_id,
-            window_docs=config.bestfit_window,
-            token_columns=self.token_columns,
-        )
-        shards = ShardWriter(
-            self.out_dir / "shards",
-            rows_per_shard=config.rows_per_shard,
-            root=self.out_dir,
-            token_columns={
-                name: pa.from_numpy_dtype(np.dtype(dtype))
-                for name, dtype in self.token_columns.items()
-            },
-        )
+        packer, shards = self._packer(), self._shard_writer("shards")
+        # Held-out documents are packed apart, once each, whatever their mixture copies.
+        validation_packer, validation_shards = self._packer(), self._shard_writer("validation")
         rejects = _RejectSink(self.out_dir / "rejects")
         rounds = max(rounds_needed(weights), 1)
         self.progress.stage(Stage.PACK, sum(self.kept.rows) * rounds)
         for round_index in range(rounds):
             for task_index, task in enumerate(self.tasks):
                 if round_index == 0:
-                    rejects.add_table(pq.read_table(task_files(self.work_dir, task)["rejects"]))
+                    rejects.add_table(pq.read_table(task_files(self.stage_dir, task)["rejects"]))
                 if round_index > 0 and weights[task.source_index] <= round_index:
                     self.progress.advance(self.kept.rows[task_index])
                     continue
@@ -333,6 +340,15 @@ class Assembly:
                             ] += 1
                     start = perf_counter()
                     for row in result.batch.rows:
+                        if row.validation:
+                            if round_index == 0:
+                                counts["validation_documents"] += 1
+                                counts["validation_tokens"] += len(row.tokens)
+                                for block in validation_packer.add(
+                                    row.doc_id, row.tokens, row.token_columns
+                                ):
+                                    validation_shards.add(block)
+                            continue
                         if row.copies <= round_index:
                             continue
                         counts["tokens_packed"] += len(row.tokens)
@@ -345,6 +361,9 @@ class Assembly:
         for block in packer.finish():
             shards.add(block)
         written = shards.close()
+        for block in validation_packer.finish():
+            validation_shards.add(block)
+        validation_written = validation_shards.close()
         seconds[Stage.PACK] += perf_counter() - start
         return AssemblyResult(
             shards=written,
@@ -357,6 +376,29 @@ class Assembly:
             length_histograms={k: v.tolist() for k, v in histograms.items()},
             reject_files=rejects.close(),
             seconds=dict(seconds),
+            validation_shards=validation_written,
+            validation_pack_stats=validation_packer.stats.as_dict(),
+        )
+
+    def _packer(self):
+        config = self.config
+        return make_packer(
+            config.pack_mode,
+            config.block_size,
+            self.pad_id,
+            window_docs=config.bestfit_window,
+            token_columns=self.token_columns,
+        )
+
+    def _shard_writer(self, subdirectory: str) -> ShardWriter:
+        return ShardWriter(
+            self.out_dir / subdirectory,
+            rows_per_shard=self.config.rows_per_shard,
+            root=self.out_dir,
+            token_columns={
+                name: pa.from_numpy_dtype(np.dtype(dtype))
+                for name, dtype in self.token_columns.items()
+            },
         )
 
 

@@ -24,7 +24,7 @@ from .build_stats import build_stats
 from .config import BuildConfig
 from .fingerprint import code_fingerprint, file_fingerprint, version_id
 from .progress import Progress
-from .stage_one import StageOneJob, Task, load_finished
+from .stage_one import StageOneJob, Task, load_finished, stage_one_identity, task_key
 from .stage_one_worker import WorkerSetup
 from .stages import STAGE_ONE
 from .steps import Step, declared_token_columns
@@ -47,6 +47,12 @@ class BuildOptions:
     # share each file's batches; "auto": files when there are at least twice as many files as
     # workers.
     parallel_over: str = "auto"
+    # A build that keeps no document is refused unless this is set.
+    allow_empty: bool = False
+
+
+class EmptyBuildError(RuntimeError):
+    """The build kept no document; publishing it would hand training an empty dataset."""
 
 
 @dataclass
@@ -55,9 +61,15 @@ class BuildResult:
     manifest: dict[str, Any]
     stats: dict[str, Any]
     reused: bool = False
+    stage_one_reused: int = 0  # input files whose stage-1 results an earlier build left
 
 
-def plan_tasks(config: BuildConfig, base: Path) -> list[Task]:
+STAGE_ONE_DIR = ".stage1"
+"""OUT/<name>/.stage1/: per-file stage-1 results, shared by the builds of one dataset name."""
+
+
+def plan_tasks(config: BuildConfig, base: Path, identity: dict[str, Any]) -> list[Task]:
+    """One task per input file; `identity` (`stage_one_identity`) goes into every task's key."""
     from .readers import expand_paths
 
     tasks: list[Task] = []
@@ -68,6 +80,7 @@ def plan_tasks(config: BuildConfig, base: Path) -> list[Task]:
             except ValueError:
                 display = path.name
             readable = path.is_file() and os.access(path, os.R_OK)
+            fingerprint = file_fingerprint(path) if readable else "unreadable"
             tasks.append(
                 Task(
                     index=len(tasks),
@@ -76,8 +89,9 @@ def plan_tasks(config: BuildConfig, base: Path) -> list[Task]:
                     kind=source.kind,
                     path=path,
                     display_path=display,
-                    fingerprint=file_fingerprint(path) if readable else "unreadable",
+                    fingerprint=fingerprint,
                     size=path.stat().st_size if readable else 0,
+                    key=task_key(identity, source, fingerprint=fingerprint, display_path=display),
                 )
             )
     return tasks
@@ -105,16 +119,21 @@ def run_build(
     engine = engine or LocalEngine(options.workers, options.parallel_over)
     token_columns = declared_token_columns(extra_steps)
     progress.stage("load tokenizer, hash inputs", None)
-    tasks = plan_tasks(config, base)
-    tokenizer = LoadedTokenizer(config.tokenizer, base)
+    tokenizer = LoadedTokenizer(config.tokenizer, base)  # first: a missing one fails in seconds
+    code_version = code_fingerprint() + "".join(
+        f";{type(s).__module__}.{type(s).__qualname__}" for s in extra_steps
+    )
+    identity = stage_one_identity(
+        config, tokenizer_sha256=tokenizer.info.sha256, code_version=code_version
+    )
+    tasks = plan_tasks(config, base, identity)
     config_data = config.model_dump(mode="json")
     version = version_id(
         inputs=[
             {"source": t.source, "file": t.display_path, "content": t.fingerprint} for t in tasks
         ],
         config=config_data,
-        code_version=code_fingerprint()
-        + "".join(f";{type(s).__module__}.{type(s).__qualname__}" for s in extra_steps),
+        code_version=code_version,
         tokenizer_sha256=tokenizer.info.sha256,
     )
     dataset_dir = options.out_root / config.name
@@ -131,22 +150,25 @@ def run_build(
             reused=True,
         )
     work_dir = dataset_dir / f".work-{version}"
-    stale = remove_temporaries(work_dir)
+    stage_dir = dataset_dir / STAGE_ONE_DIR
+    stale = remove_temporaries(work_dir) + remove_temporaries(stage_dir)
     if stale:
         logger.info("removed %d partial files left by an interrupted run", stale)
 
-    # Stage 1: per-file tasks, skipping those a previous run finished.
+    # Stage 1: per-file tasks, skipping those an earlier build finished with the same key.
     summaries: list[dict[str, Any]] = [None] * len(tasks)  # type: ignore[list-item]
     todo = []
     for task in tasks:
-        done = load_finished(work_dir, task)
+        done = load_finished(stage_dir, task)
         if done is not None:
             summaries[task.index] = done
         else:
             todo.append(task)
     if len(todo) < len(tasks):
         logger.info(
-            "resuming: %d of %d input files already processed", len(tasks) - len(todo), len(tasks)
+            "stage 1: reusing the results of %d of %d input files",
+            len(tasks) - len(todo),
+            len(tasks),
         )
     setup = WorkerSetup(
         config=config,
@@ -154,7 +176,7 @@ def run_build(
         eos_id=tokenizer.info.eos_id,
         extra_steps=tuple(extra_steps),
     )
-    job = StageOneJob(config, setup, work_dir, options.batch_size, options.strict)
+    job = StageOneJob(config, setup, stage_dir, options.batch_size, options.strict)
     progress.stage(", ".join(STAGE_ONE), sum(t.size for t in todo) or None)
     for summary in engine.run_tasks(todo, job, progress):
         summaries[summary["task"]] = summary
@@ -166,6 +188,7 @@ def run_build(
     assembled = Assembly(
         config,
         tasks,
+        stage_dir,
         work_dir,
         staging,
         pad_id=tokenizer.info.pad_id,
@@ -176,6 +199,9 @@ def run_build(
     progress.stage("write manifest", None)
     tokenizer.save(staging / "tokenizer")
     stats = build_stats(config, tasks, summaries, assembled)
+    if stats["total"]["kept"] == 0 and not options.allow_empty:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise EmptyBuildError(_empty_build_message(stats["total"], len(tasks)))
     write_json(staging / "stats.json", stats)
     try:
         from .plots import plot_funnel, plot_lengths
@@ -212,9 +238,38 @@ def run_build(
         "rejects": [f"rejects/{name}" for name in assembled.reject_files],
         "shards": assembled.shards,
     }
+    if config.validation_share > 0:
+        manifest_fields["splits"] = {
+            "validation": {
+                "shards": assembled.validation_shards,
+                "num_blocks": assembled.validation_pack_stats["blocks"],
+                "documents": assembled.validation_pack_stats["documents"],
+                "share": config.validation_share,
+                "tokens": {
+                    k: v for k, v in assembled.validation_pack_stats.items() if k != "blocks"
+                },
+            }
+        }
     manifest = write_manifest(staging, manifest_fields).raw
     os.replace(staging, out_dir)
     write_text(dataset_dir / "LATEST", version + "\n")
     if not options.keep_work:
         shutil.rmtree(work_dir, ignore_errors=True)
-    return BuildResult(out_dir, manifest, stats)
+        _keep_only(stage_dir, {t.stem for t in tasks})
+    return BuildResult(out_dir, manifest, stats, stage_one_reused=len(tasks) - len(todo))
+
+
+def _keep_only(stage_dir: Path, stems: set[str]) -> None:
+    """Delete the stage-1 files of tasks this build did not use (one copy of the latest inputs)."""
+    for path in stage_dir.iterdir() if stage_dir.is_dir() else ():
+        if path.name.split(".", 1)[0] not in stems:
+            path.unlink(missing_ok=True)
+
+
+def _empty_build_message(total: dict[str, int], files: int) -> str:
+    if total["in"] == 0:
+        found = f"the {files} input file(s) hold no document"
+    else:
+        removed = ", ".join(f"{total[k]:,} {k}" for k in ("rejected", "filtered", "duplicates"))
+        found = f"all {total['in']:,} input documents were removed ({removed})"
+    return f"nothing to build: {found} (--allow-empty publishes an empty dataset anyway)"

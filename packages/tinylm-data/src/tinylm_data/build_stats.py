@@ -33,6 +33,7 @@ def build_stats(
             removed[stage].update(reasons)
         n_in = sum(s["in"] for s in mine)
         counts = assembled.per_source[source.name]
+        held = counts["validation_documents"]
         accounting = dict.fromkeys(ACCOUNTING, 0) | {"in": n_in, "kept": counts["kept"]}
         funnel = {"in": n_in}
         left = n_in
@@ -63,6 +64,9 @@ def build_stats(
             "tokens_kept": counts["tokens_kept"],
             "tokens_packed": counts["tokens_packed"],
             "documents_packed": counts["copies_packed"],
+            # copies packed beyond the first of each training document (weights above 1)
+            "upsampled": counts["copies_packed"] - (counts["kept"] - held),
+            "validation": {"documents": held, "tokens": counts["validation_tokens"]},
         }
     totals: Counter = Counter()
     for s in sources.values():
@@ -71,6 +75,12 @@ def build_stats(
         "sources": sources,
         "total": {k: totals[k] for k in ACCOUNTING},
         "packing": assembled.pack_stats,
+        "validation": {
+            "share": config.validation_share,
+            "documents": assembled.validation_pack_stats["documents"],
+            "blocks": assembled.validation_pack_stats["blocks"],
+            "tokens": assembled.validation_pack_stats["real"],
+        },
         # Seconds per stage, summed over workers (so stage 1 can exceed the wall time); the
         # only part of stats.json that differs between two runs of one build.
         "seconds": {i.stage.value: round(float(seconds[i.stage]), 3) for i in STAGES},

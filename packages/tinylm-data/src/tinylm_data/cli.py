@@ -32,7 +32,7 @@ _mount_optional_apps()
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)  # an error message stays one line
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -99,7 +99,9 @@ def build(
     set_: Annotated[
         list[str], typer.Option("--set", help="Any config field: dotted.key=value.")
     ] = [],  # noqa: B006
-    workers: Annotated[int, typer.Option(help="Worker processes (default: all cores).")] = 0,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Worker processes (0, the default: all cores).")
+    ] = 0,
     parallel_over: Annotated[
         str,
         typer.Option(
@@ -115,6 +117,9 @@ def build(
         str | None, typer.Option(help="Spark master URL (engine spark).")
     ] = None,
     keep_work: Annotated[bool, typer.Option(help="Keep intermediate files after success.")] = False,
+    allow_empty: Annotated[
+        bool, typer.Option(help="Publish the dataset even when no document is kept.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Build a dataset: read, clean, filter, dedup, tokenize, pack, write shards + manifest."""
@@ -141,7 +146,7 @@ def build(
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    from .build import BuildOptions, run_build
+    from .build import BuildOptions, EmptyBuildError, run_build
     from .engines import PARALLEL_OVER, LocalEngine
     from .spark_engine import SparkUnavailable, spark_engine
     from .stage_one import StrictModeError
@@ -159,6 +164,7 @@ def build(
         parallel_over=parallel_over,
         strict=strict,
         keep_work=keep_work,
+        allow_empty=allow_empty,
     )
     try:
         if engine == "local":
@@ -169,9 +175,12 @@ def build(
         else:
             with spark_engine(spark_master) as spark, _RichProgress(console) as progress:
                 result = run_build(cfg, base, options, progress, engine=spark)
+    except ConfigError as exc:  # a tokenizer that cannot be found or fetched
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     except (
         StrictModeError,
-        ConfigError,
+        EmptyBuildError,
         FileNotFoundError,
         WorkerStartError,
         SparkUnavailable,
@@ -239,7 +248,8 @@ def _print_summary(console, result) -> None:
         title=f"{manifest['name']} {manifest['version']}"
         + (" (already built)" if result.reused else "")
     )
-    columns = ["source", "in", *(STAGE_INFO[s].column for s in REMOVING_STAGES), "kept", "tokens"]
+    columns = ["source", "in", *(STAGE_INFO[s].column for s in REMOVING_STAGES), "kept"]
+    columns += ["upsampled", "validation", "tokens"]
     for column in columns:
         table.add_column(column, justify="left" if column == "source" else "right")
     sources = stats["sources"]
@@ -249,11 +259,14 @@ def _print_summary(console, result) -> None:
 
     for name, s in sources.items():
         a = s["accounting"]
-        figures = [a["in"], *removed(s), a["kept"], s["tokens_packed"]]
+        held = s["validation"]["documents"]
+        figures = [a["in"], *removed(s), a["kept"], s["upsampled"], held, s["tokens_packed"]]
         table.add_row(name, *(f"{n:,}" for n in figures))
     per_stage = [sum(n) for n in zip(*(removed(s) for s in sources.values()), strict=True)]
     t = stats["total"]
-    figures = [t["in"], *per_stage, t["kept"], manifest["tokens"]["real"]]
+    upsampled = sum(s["upsampled"] for s in sources.values())
+    held = stats["validation"]["documents"]
+    figures = [t["in"], *per_stage, t["kept"], upsampled, held, manifest["tokens"]["real"]]
     table.add_row("total", *(f"{n:,}" for n in figures), style="bold")
     console.print(table)
     tok = manifest["tokens"]
@@ -261,7 +274,26 @@ def _print_summary(console, result) -> None:
         f"{manifest['num_blocks']:,} blocks of {manifest['block_size']} ({manifest['pack_mode']}), "
         f"utilisation {tok['utilisation']:.2%}, split documents {tok['split_fraction']:.2%}, "
         f"{len(manifest['shards'])} shard(s)\n"
+        f"validation: {_validation_line(stats['validation'])}\n"
         f"output: {result.out_dir}  (stats.json, rejects/, plots/ beside the manifest)"
+    )
+
+
+def _validation_line(validation: dict) -> str:
+    if not validation["share"]:
+        return "none (validation_share 0)"
+    return (
+        f"{validation['documents']:,} documents held out ({validation['share']:.2%} share), "
+        f"{validation['blocks']:,} blocks, {validation['tokens']:,} tokens"
+    )
+
+
+def _split_line(split: dict | None) -> str:
+    if split is None:
+        return "none"
+    return (
+        f"{split['documents']:,} documents ({split['share']:.2%} share), "
+        f"{split['num_blocks']:,} blocks in {len(split['shards'])} shard(s)"
     )
 
 
@@ -278,6 +310,7 @@ def inspect(
     from rich.text import Text
 
     from .inspect_dataset import (
+        CorruptShard,
         DatasetError,
         decode_block,
         load_manifest,
@@ -318,6 +351,7 @@ def inspect(
             "shards",
             f"{len(manifest['shards'])} ({sum(s['bytes'] for s in manifest['shards']):,} bytes)",
         ),
+        ("validation", _split_line(manifest.get("splits", {}).get("validation"))),
     ]:
         info.add_row(f"[bold]{key}[/bold]", value)
     console.print(info)
@@ -329,17 +363,22 @@ def inspect(
             name, *(f"{c[k]:,}" for k in ("in", "kept", "filtered", "duplicates", "rejected"))
         )
     console.print(counts)
+    # Sizes always (a stat per shard); checksums of every shard with --verify, else of the one read.
+    problems = verify_shards(directory, manifest, checksum=verify)
+    if problems:
+        for problem in problems:
+            console.print(f"[red]error:[/red] {problem}")
+        console.print(f"[red]{len(problems)} problem(s): the dataset is damaged; rebuild it[/red]")
+        raise typer.Exit(1)
     if verify:
-        problems = verify_shards(directory, manifest)
-        if problems:
-            for problem in problems:
-                console.print(f"[red]{problem}[/red]")
-            raise typer.Exit(1)
         console.print(f"[green]all {len(manifest['shards'])} shards match their sha256[/green]")
     if manifest["num_blocks"] == 0:
         return
     try:
         row = read_block(directory, manifest, block)
+    except CorruptShard as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
     except DatasetError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -110,7 +110,14 @@ class BuildConfig(_Strict):
         default_factory=FilterConfig, description="Which documents the filters drop."
     )
     dedup: DedupConfig = DedupConfig()
-    seed: int = Field(0, description="Seed of the mixture sampling.")
+    seed: int = Field(0, description="Seed of the mixture sampling and the validation split.")
+    validation_share: float = Field(
+        0.005,
+        ge=0,
+        lt=1,
+        description="Share of the kept documents held out as the validation split (chosen by a "
+        "seeded hash of the document id, never packed into training blocks); 0 disables it.",
+    )
     max_line_bytes: int = Field(64 << 20, ge=1024, description="Longer input lines are rejected.")
 
     @model_validator(mode="after")

@@ -74,6 +74,7 @@ class Row:
     num_chars: int = 0  # of the cleaned text, kept once the text itself is dropped
     ordinal: int = -1  # position among all kept documents of the build (assembly)
     copies: int = 1  # how many times the mixture uses it (assembly)
+    validation: bool = False  # held out: packed once into the validation split (assembly)
 
 
 @dataclass(slots=True)

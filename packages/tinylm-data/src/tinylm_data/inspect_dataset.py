@@ -13,6 +13,7 @@ import tinylm_shards
 from tinylm_shards import ShardError as DatasetError
 
 __all__ = [
+    "CorruptShard",
     "DatasetError",
     "DecodedSegment",
     "decode_block",
@@ -33,9 +34,13 @@ def load_manifest(directory: Path) -> dict:
     return tinylm_shards.load_manifest(directory).raw
 
 
-def verify_shards(directory: Path, manifest: dict) -> list[str]:
-    """Problems found (empty when every shard is present with its recorded size and sha256)."""
-    return tinylm_shards.dataset_problems(tinylm_shards.parse_manifest(directory, manifest))
+def verify_shards(directory: Path, manifest: dict, *, checksum: bool = True) -> list[str]:
+    """Problems found (empty when every shard is present with its recorded size and sha256).
+
+    Without `checksum`, only presence and sizes are checked (a stat per shard).
+    """
+    parsed = tinylm_shards.parse_manifest(directory, manifest)
+    return tinylm_shards.dataset_problems(parsed, checksum=checksum)
 
 
 @dataclass
@@ -46,14 +51,28 @@ class DecodedSegment:
     text: str
 
 
+class CorruptShard(DatasetError):
+    """A shard that does not match the manifest, or that cannot be decoded."""
+
+
 def read_block(directory: Path, manifest: dict, index: int) -> dict:
-    """Row `index` over all shards, in manifest order (negative counts from the end)."""
-    reader = tinylm_shards.DatasetReader(directory, verify=False, doc_ids=True)
+    """Row `index` over all shards, in manifest order (negative counts from the end).
+
+    The shard holding it is checked against the manifest (size, sha256, rows) before it is read.
+    """
+    import pyarrow as pa
+
+    reader = tinylm_shards.DatasetReader(directory, verify=True, doc_ids=True)
     if index < 0:
         index += reader.num_blocks
     if not 0 <= index < reader.num_blocks:
         raise DatasetError(f"block index out of range: the dataset has {reader.num_blocks} blocks")
-    block = reader.block(index)
+    try:
+        block = reader.block(index)
+    except DatasetError as exc:
+        raise CorruptShard(str(exc)) from None
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptShard(f"block {index} cannot be read: {exc}") from None
     return {
         "input_ids": block.input_ids.tolist(),
         "doc_offsets": block.doc_offsets.tolist(),

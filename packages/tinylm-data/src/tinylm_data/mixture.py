@@ -1,4 +1,4 @@
-"""Mixture weights: how many times each kept document is used."""
+"""Mixture weights (how many times each kept document is used) and the validation hold-out."""
 
 from __future__ import annotations
 
@@ -23,3 +23,14 @@ def copies(doc_id: str, weight: float, seed: int) -> int:
 
 def rounds_needed(weights: list[float]) -> int:
     return max((math.ceil(w) for w in weights), default=0)
+
+
+def held_out(doc_id: str, share: float, seed: int) -> bool:
+    """Whether `doc_id` belongs to the validation split: a seeded hash below `share`.
+
+    Salted apart from the mixture's coin, so which documents are held out does not follow which
+    were sampled.
+    """
+    if share <= 0:
+        return False
+    return xxhash.xxh64_intdigest(f"validation\x00{seed}\x00{doc_id}".encode()) / 2.0**64 < share

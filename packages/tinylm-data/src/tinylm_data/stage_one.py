@@ -1,9 +1,13 @@
 """Stage 1: every input file is a task whose documents are read and put through the stage-1 steps.
 
-A task writes its kept documents (ids, keys, token ids, signatures) and its rejects to Parquet in
-the build's work directory, and a summary JSON last; the summary is the completion marker, so a
-rerun skips finished tasks and redoes a task that was cut off. Batches go to a process pool with a
-bounded number in flight (memory stays bounded however large a file is) and come back in order.
+A task writes its kept documents (ids, keys, token ids, signatures) and its rejects to Parquet,
+and a summary JSON last; the summary is the completion marker, so a rerun skips finished tasks and
+redoes a task that was cut off. The files are named by the task's key, a hash of everything its
+result depends on (the file, its source's reader, cleaning and filter settings, the tokenizer, the
+dedup hashing settings, the code) and of nothing else: a build that changes only what the assembly
+does (mixture weights, the validation share, dedup thresholds, packing) reuses them. Batches go to
+a process pool with a bounded number in flight (memory stays bounded however large a file is)
+and come back in order.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from .arrow_writers import (
     rejects_table,
 )
 from .atomic import atomic_path, write_json
-from .config import BuildConfig
+from .config import BuildConfig, SourceConfig
 from .document import Document, Rejection
 from .faults import crash_point
 from .readers import ReadCounts
@@ -53,10 +57,46 @@ class Task:
     display_path: str  # relative to the config's directory: what rejects and manifests show
     fingerprint: str
     size: int
+    key: str  # names its stage-1 files: see `task_key`
 
     @property
     def stem(self) -> str:
-        return f"task-{self.index:05d}"
+        return self.key
+
+
+def stage_one_identity(
+    config: BuildConfig, *, tokenizer_sha256: str, code_version: str
+) -> dict[str, Any]:
+    """What every task's stage-1 result depends on, beside its own file and source settings."""
+    near = config.dedup.near
+    return {
+        "code": code_version,
+        "tokenizer": tokenizer_sha256,
+        "max_line_bytes": config.max_line_bytes,
+        "filters": config.filters.model_dump(mode="json"),
+        "exact": config.dedup.exact,
+        # threshold, verify and slack are applied in the assembly; these make the signatures
+        "minhash": near.model_dump(mode="json", include={"num_perm", "ngram", "ngram_zh", "seed"})
+        if near.enabled
+        else None,
+    }
+
+
+def task_key(
+    identity: dict[str, Any], source: SourceConfig, *, fingerprint: str, display_path: str
+) -> str:
+    """The stage-1 key of one input file: equal exactly when its stage-1 result would be."""
+    import json
+
+    import xxhash
+
+    payload = {
+        **identity,
+        "source": source.model_dump(mode="json", exclude={"weight", "paths"}),
+        "file": display_path,
+        "content": fingerprint,
+    }
+    return xxhash.xxh3_128_hexdigest(json.dumps(payload, sort_keys=True).encode())
 
 
 def kept_schema(
@@ -79,23 +119,25 @@ def kept_schema(
     return pa.schema(fields)
 
 
-def task_files(work_dir: Path, task: Task) -> dict[str, Path]:
-    base = work_dir / "tasks"
+def task_files(stage_dir: Path, task: Task) -> dict[str, Path]:
     return {
-        "kept": base / f"{task.stem}.kept.parquet",
-        "rejects": base / f"{task.stem}.rejects.parquet",
-        "summary": base / f"{task.stem}.json",
+        "kept": stage_dir / f"{task.stem}.kept.parquet",
+        "rejects": stage_dir / f"{task.stem}.rejects.parquet",
+        "summary": stage_dir / f"{task.stem}.json",
     }
 
 
-def load_finished(work_dir: Path, task: Task) -> dict[str, Any] | None:
+def load_finished(stage_dir: Path, task: Task) -> dict[str, Any] | None:
+    """The summary of `task` when an earlier build finished it (the same key), else None."""
     import json
 
-    summary = task_files(work_dir, task)["summary"]
+    summary = task_files(stage_dir, task)["summary"]
     if not summary.is_file():
         return None
     data = json.loads(summary.read_text())
-    return data if data.get("fingerprint") == task.fingerprint else None
+    if data.get("fingerprint") != task.fingerprint:
+        return None
+    return data | {"task": task.index}  # its place in this build's task list
 
 
 def _bounded_ordered_map(
@@ -150,7 +192,7 @@ class StageOneJob:
 
     config: BuildConfig
     setup: WorkerSetup
-    work_dir: Path
+    stage_dir: Path  # where the per-task files go (see `task_key`)
     batch_size: int
     strict: bool
 
@@ -158,7 +200,7 @@ class StageOneJob:
         return TaskRunner(
             self.config,
             self.setup,
-            self.work_dir,
+            self.stage_dir,
             workers=workers,
             batch_size=self.batch_size,
             strict=self.strict,
@@ -173,7 +215,7 @@ class TaskRunner:
         self,
         config: BuildConfig,
         setup: WorkerSetup,
-        work_dir: Path,
+        stage_dir: Path,
         *,
         workers: int,
         batch_size: int,
@@ -183,7 +225,7 @@ class TaskRunner:
     ) -> None:
         self.config = config
         self.setup = setup
-        self.work_dir = work_dir
+        self.stage_dir = stage_dir
         self.workers = workers
         self.batch_size = batch_size
         self.strict = strict
@@ -211,7 +253,7 @@ class TaskRunner:
             self._pool.join()
 
     def run(self, task: Task) -> dict[str, Any]:
-        files = task_files(self.work_dir, task)
+        files = task_files(self.stage_dir, task)
         counts: dict[str, Any] = {
             "in": 0,
             "rejected": {},  # stage -> Counter of reasons

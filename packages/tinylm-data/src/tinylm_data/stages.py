@@ -20,6 +20,7 @@ class Stage(StrEnum):
     EXACT_DEDUP = "exact_dedup"
     NEAR_DEDUP = "near_dedup"
     MIXTURE = "mixture"
+    SPLIT = "split"  # hold out the validation documents
     PACK = "pack"
 
 
@@ -44,6 +45,7 @@ STAGES: tuple[StageInfo, ...] = (
     StageInfo(Stage.EXACT_DEDUP, "remove exact duplicates", "duplicates", "after exact dedup", "exact dup"),
     StageInfo(Stage.NEAR_DEDUP, "remove near duplicates", "duplicates", "after near dedup", "near dup"),
     StageInfo(Stage.MIXTURE, "mixture sampling", "filtered", "kept", "sampled out"),
+    StageInfo(Stage.SPLIT, "hold out the validation split"),
     StageInfo(Stage.PACK, "pack into blocks and write shards"),
 )  # fmt: skip
 """Every stage in pipeline order."""

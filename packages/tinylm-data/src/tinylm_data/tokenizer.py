@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 from tokenizers import Tokenizer
+
+from .config import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +53,83 @@ def builtin_tokenizer_dir(name: str) -> Path:
     return path
 
 
+class TokenizerUnavailable(ConfigError):
+    """A tokenizer that is neither a local directory nor fetchable from the hub, said in one line."""
+
+
+# What the hub accepts as a repository id: NAME or OWNER/NAME of letters, digits, '-', '_', '.'.
+_HUB_ID = re.compile(r"[\w-][\w.-]*(/[\w-][\w.-]*)?")
+_HINT = "pass a local tokenizer directory (--tokenizer DIR) or builtin:sample"
+
+
 def resolve_tokenizer_source(spec: str, base: Path | None = None) -> str:
-    """Turn a config value into what transformers can load: a directory path or a hub name."""
+    """Turn a config value into what can be loaded: a directory path or a hub id.
+
+    Local paths come first: a value that exists (beside the config, or as given) is a path, and
+    one that cannot be a hub id (`./tok`, `/data/tok`, `a/b/c`, `~/tok`) is a path that is missing.
+    """
     if spec.startswith(BUILTIN_PREFIX):
         return str(builtin_tokenizer_dir(spec.removeprefix(BUILTIN_PREFIX)))
     candidate = Path(spec).expanduser()
-    if not candidate.is_absolute() and base is not None and (base / candidate).exists():
-        candidate = base / candidate
-    return str(candidate) if candidate.exists() else spec
+    tried = (
+        [candidate] if candidate.is_absolute() or base is None else [base / candidate, candidate]
+    )
+    for path in tried:
+        if path.exists():
+            return str(path)
+    if not _HUB_ID.fullmatch(spec) or ".." in spec or "--" in spec:
+        looked = " or ".join(str(p) for p in dict.fromkeys(tried))
+        raise TokenizerUnavailable(
+            f"tokenizer directory {spec!r} does not exist (looked for {looked})"
+        )
+    return spec
+
+
+def fetch_hub_tokenizer(repo_id: str) -> Path:
+    """The hub snapshot of `repo_id`'s tokenizer files: from the local cache, or downloaded.
+
+    Offline (HF_HUB_OFFLINE) or with the hub unreachable, this fails at once with one line,
+    instead of transformers' retries.
+    """
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    patterns = [*_TOKENIZER_FILES, "*.jinja"]
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        pass
+    if constants.HF_HUB_OFFLINE:
+        raise TokenizerUnavailable(
+            f"tokenizer {repo_id!r} is not a local directory, and as a hub name it is not in the "
+            f"local hub cache while HF_HUB_OFFLINE is set: {_HINT}"
+        )
+    problem = _hub_unreachable(constants.ENDPOINT)
+    if problem is None:
+        try:
+            return Path(snapshot_download(repo_id, allow_patterns=patterns, etag_timeout=10))
+        except (HfHubHTTPError, OSError, ValueError) as exc:
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    raise TokenizerUnavailable(
+        f"tokenizer {repo_id!r} is not a local directory, and as a hub name it cannot be "
+        f"fetched ({problem}): {_HINT}"
+    )
+
+
+def _hub_unreachable(endpoint: str, timeout: float = 3.0) -> str | None:
+    """Why the hub cannot be reached (None when a connection opens, or a proxy is configured)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None  # the proxy decides; the download reports its own error
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"the hub at {url.hostname} is unreachable: {exc}"
+    return None
 
 
 class LoadedTokenizer:
@@ -76,8 +148,10 @@ class LoadedTokenizer:
             self.directory = local
         elif local.is_dir():
             self.directory = _cached_conversion(local)
-        else:  # a hub name: transformers downloads it (and checks for a newer revision)
-            self.directory = _cached_conversion(source)
+        else:  # a hub id
+            snapshot = fetch_hub_tokenizer(source)
+            has_json = (snapshot / "tokenizer.json").is_file()
+            self.directory = snapshot if has_json else _cached_conversion(snapshot)
         self.backend: Tokenizer = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
         config_path = self.directory / "tokenizer_config.json"
         config = json.loads(config_path.read_text("utf-8")) if config_path.is_file() else {}
@@ -168,11 +242,10 @@ def tokenizer_cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "tinylm"
 
 
-def _cached_conversion(source: str | Path) -> Path:
-    """The fast tokenizer converted from `source`, kept in the cache.
+def _cached_conversion(source: Path) -> Path:
+    """The fast tokenizer converted from the directory `source`, kept in the cache.
 
-    A local directory is keyed by its files' contents (a later build skips the conversion); a
-    hub name by the converted files.
+    Keyed by the directory's file contents, so a later build skips the conversion.
     """
     import xxhash
 
@@ -183,15 +256,14 @@ def _cached_conversion(source: str | Path) -> Path:
         return digest.hexdigest()
 
     root = tokenizer_cache_dir() / "tokenizers"
-    local = isinstance(source, Path)
-    if local and (root / key(source) / "tokenizer.json").is_file():
-        return root / key(source)
+    cached = root / key(source)
+    if (cached / "tokenizer.json").is_file():
+        return cached
     logger.info("converting tokenizer %s to its fast version (cached in %s)", source, root)
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=root))
     try:
         _convert(str(source), staging)
-        cached = root / (key(source) if local else key(staging))
         try:
             os.replace(staging, cached)
         except OSError:

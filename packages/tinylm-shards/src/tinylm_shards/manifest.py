@@ -34,6 +34,10 @@ class Manifest:
     shards: tuple[dict, ...]
     """One entry per shard file, in dataset order: path (relative to root), rows, bytes, sha256."""
     raw: dict
+    splits: Mapping[str, tuple[dict, ...]] = dataclasses.field(default_factory=dict)
+    """The shards of each held-out split (`"validation"`), never part of `shards`."""
+    split_name: str = "train"
+    """Which split `shards` are: "train" for the manifest itself, else the name given to `split`."""
 
     @property
     def tokenizer_dir(self) -> Path:
@@ -42,6 +46,16 @@ class Manifest:
     @property
     def num_blocks(self) -> int:
         return sum(int(s["rows"]) for s in self.shards)
+
+    def split(self, name: str) -> Manifest:
+        """The held-out split `name` as a manifest of its own shards, readable by DatasetReader."""
+        if name not in self.splits:
+            have = ", ".join(repr(n) for n in self.splits) or "none"
+            raise ShardError(
+                f"{self.root / MANIFEST} has no {name!r} split (held-out splits: {have}); "
+                "the dataset was built without one"
+            )
+        return dataclasses.replace(self, shards=self.splits[name], splits={}, split_name=name)
 
 
 def resolve_version_dir(data: str | Path) -> Path:
@@ -111,12 +125,22 @@ def parse_manifest(
             f"{where} has schema_version {schema!r}; this reader reads {shard_format.name} "
             f"schema_version {shard_format.schema_version} only (upgrade the reader or rebuild)"
         )
-    shards = _field(where, raw, "shards", list)
-    for k, shard in enumerate(shards):
-        if not isinstance(shard, dict):
-            raise ShardError(f"{where}: shards[{k}] is not an object")
-        for key, kind in zip(SHARD_FIELDS, (str, int, int, str), strict=True):
-            _field(where, shard, key, kind, prefix=f"shards[{k}].")
+    shards = _shard_list(where, raw, "")
+    splits_raw = raw.get("splits", {})
+    if not isinstance(splits_raw, dict):
+        raise ShardError(f"{where}: 'splits' must be an object, found {type(splits_raw).__name__}")
+    splits: dict[str, tuple[dict, ...]] = {}
+    for split_name, split in splits_raw.items():
+        prefix = f"splits.{split_name}."
+        if not isinstance(split, dict):
+            raise ShardError(f"{where}: '{prefix[:-1]}' is not an object")
+        splits[split_name] = tuple(_shard_list(where, split, prefix))
+        blocks = _field(where, split, "num_blocks", int, prefix=prefix)
+        rows = sum(s["rows"] for s in splits[split_name])
+        if blocks != rows:
+            raise ShardError(
+                f"{where}: '{prefix}num_blocks' is {blocks}, its shards hold {rows} rows"
+            )
     tokenizer = _field(where, raw, "tokenizer", dict)
     return Manifest(
         root=root,
@@ -130,7 +154,18 @@ def parse_manifest(
         pad_id=_field(where, tokenizer, "pad_id", int, prefix="tokenizer."),
         shards=tuple(shards),
         raw=raw,
+        splits=splits,
     )
+
+
+def _shard_list(where: Path, data: dict, prefix: str) -> list[dict]:
+    shards = _field(where, data, "shards", list, prefix=prefix)
+    for k, shard in enumerate(shards):
+        if not isinstance(shard, dict):
+            raise ShardError(f"{where}: {prefix}shards[{k}] is not an object")
+        for key, kind in zip(SHARD_FIELDS, (str, int, int, str), strict=True):
+            _field(where, shard, key, kind, prefix=f"{prefix}shards[{k}].")
+    return shards
 
 
 def _field(where: Path, data: dict, key: str, kind: type, *, prefix: str = "") -> Any:

@@ -130,10 +130,12 @@ def write_dataset(
     token_column: Callable[[int, np.ndarray], np.ndarray] | None = None,
     tokenizer: bool = True,
     manifest_overrides: Mapping[str, Any] | None = None,
+    validation_documents: Sequence[Sequence[int]] | None = None,
 ) -> Path:
     """Write OUT/<name>/<version>/{manifest.json, shards/, tokenizer/} and OUT/<name>/LATEST.
 
     `documents` (token lists, each ending with EOS) default to `num_docs` random ones.
+    `validation_documents` are packed into validation/ and listed as the "validation" split.
     `token_column(d, ids)` adds a per-token int8 `loss_mask` column from document d's values.
     `manifest_overrides` replaces top-level manifest fields afterwards, to make broken datasets.
     """
@@ -151,6 +153,23 @@ def write_dataset(
     for block in blocks:
         writer.add(block)
     shards = writer.close()
+    splits = {}
+    if validation_documents is not None:
+        held_out = pack_concat(validation_documents, block_size)
+        validation = ShardWriter(
+            root / "validation",
+            rows_per_shard=rows_per_shard,
+            root=root,
+            row_group_size=row_group_size,
+        )
+        for block in held_out:
+            validation.add(block)
+        splits["validation"] = {
+            "shards": validation.close(),
+            "num_blocks": len(held_out),
+            "documents": len(validation_documents),
+            "share": len(validation_documents) / (len(validation_documents) + len(documents)),
+        }
     if tokenizer:
         write_wordlevel_tokenizer(root / "tokenizer", vocab_size)
     real = sum(len(d) for d in documents)
@@ -180,6 +199,7 @@ def write_dataset(
         "counts": {},
         "config": {},
         "shards": shards,
+        **({"splits": splits} if splits else {}),
     }
     raw = write_manifest(root, fields).raw
     if manifest_overrides:
