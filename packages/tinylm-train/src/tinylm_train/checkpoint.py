@@ -121,15 +121,9 @@ def remove_checkpoint(checkpoint: Path) -> None:
     shutil.rmtree(checkpoint)
 
 
-def rotate_checkpoints(output_dir: Path, *, keep: int, step: int) -> list[Path]:
-    """After saving checkpoint-`step`, keep it and the newest `keep` - 1 before it.
-
-    Checkpoints past `step` are left from a run that resumed from an earlier one: removed too.
-    Returns the removed checkpoints.
-    """
-    checkpoints = list_checkpoints(output_dir)
-    later = [c for c in checkpoints if checkpoint_step(c) > step]
-    removed = later + [c for c in checkpoints if checkpoint_step(c) <= step][keep:]
+def rotate_checkpoints(output_dir: Path, *, keep: int) -> list[Path]:
+    """Remove all but the newest `keep` checkpoints; returns the removed ones."""
+    removed = list_checkpoints(output_dir)[keep:]
     for checkpoint in removed:
         remove_checkpoint(checkpoint)
     return removed
@@ -192,10 +186,15 @@ def find_resume_point(output_dir: Path, *, rank: int, world_size: int) -> Resume
     raise CheckpointError(f"--resume: no whole checkpoint in {output_dir}: {why}")
 
 
-def log_resume_point(point: ResumePoint) -> None:
-    """Say which checkpoint a run resumes from and why newer ones were skipped."""
+def drop_skipped(point: ResumePoint) -> None:
+    """Say which checkpoint a run resumes from, and remove the newer ones that are not whole.
+
+    why: the resumed run saves those steps again; writing into a directory that still holds an
+    old marker could leave a mix of two runs' files that looks whole. Call on rank 0 only.
+    """
     for checkpoint, problems in point.skipped:
-        log.warning("skipping %s: not whole", _describe(checkpoint, problems))
+        log.warning("skipping %s: not whole; removing it", _describe(checkpoint, problems))
+        remove_checkpoint(checkpoint)
     reason = "the newest whole checkpoint" if point.skipped else "the newest checkpoint"
     log.info(
         "resuming from %s (%s) at data position %s", point.checkpoint, reason, point.data_state

@@ -203,9 +203,7 @@ class CheckpointCallback(TrainerCallback):
         barrier()
         if self.rank == 0:
             mark_complete(checkpoint, world_size=self.world_size)
-            for removed in rotate_checkpoints(
-                self.output_dir, keep=self.keep, step=state.global_step
-            ):
+            for removed in rotate_checkpoints(self.output_dir, keep=self.keep):
                 log.debug("removed %s (checkpoint.save_total_limit)", removed.name)
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import torch
 
-from tinylm_train.checkpoint import find_resume_point, log_resume_point, truncate_jsonl
+from tinylm_train.checkpoint import drop_skipped, find_resume_point, truncate_jsonl
 from tinylm_train.config import RunConfig
 from tinylm_train.console import TrainingProgress, write_summary
 from tinylm_train.data import BlockDataset, BlockLog, ModelInputCollator
+from tinylm_train.distributed import barrier
 from tinylm_train.export import finish_export
 from tinylm_train.loops.hf_trainer import HFTrainerLoop
 from tinylm_train.loss import causal_lm_loss
@@ -74,8 +75,9 @@ def run_pretrain(config: RunConfig, *, resume: bool = False) -> Path:
     metrics_path, blocks_path = out / "metrics.jsonl", out / f"blocks-rank{rank}.jsonl"
     point = find_resume_point(out, rank=rank, world_size=world) if resume else None
     if point is not None:
+        barrier()  # why: every rank has chosen before rank 0 removes what they skipped
         if loop.is_main:
-            log_resume_point(point)
+            drop_skipped(point)
             truncate_jsonl(metrics_path, point.step)
         truncate_jsonl(blocks_path, point.step)
 
