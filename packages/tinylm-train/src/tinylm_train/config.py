@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from tinylm_train.models.qwen2.shapes import MODEL_SHAPES, ModelShape
 
@@ -35,16 +43,16 @@ class _Section(BaseModel):
 class ModelSection(_Section):
     """What is trained and how it computes."""
 
-    name: str | None = Field(
-        None,
-        description="A shape from tinylm_train.models.qwen2.MODEL_SHAPES ('debug' when neither "
-        "name nor shape is given), or a label for `shape`.",
-    )
     shape: ModelShape | None = Field(
         None,
         description="An inline Qwen2 shape (hidden_size, num_hidden_layers, num_attention_heads, "
         "num_key_value_heads, intermediate_size, rope_theta, max_position_embeddings, "
         "tie_word_embeddings) instead of a named one.",
+    )
+    name: str | None = Field(
+        None,
+        description="A shape from tinylm_train.models.qwen2.MODEL_SHAPES ('debug' when neither "
+        "name nor shape is given), or a label for `shape`.",
     )
     attention: Literal["auto", "sdpa", "tinylm_varlen", "flash_attention_2"] = Field(
         "auto", description="Document-masked attention path (see models/qwen2/attention.py)."
@@ -56,19 +64,22 @@ class ModelSection(_Section):
         False, description="Recompute activations in the backward pass to save memory."
     )
 
-    @model_validator(mode="after")
-    def _one_shape(self) -> ModelSection:
-        if self.shape is None and self.name is not None and self.name not in MODEL_SHAPES:
+    @field_validator("name")
+    @classmethod
+    def _known_or_label(cls, name: str | None, info: ValidationInfo) -> str | None:
+        # why: `shape` is declared first, so it is in info.data when it was valid
+        inline = info.data.get("shape") is not None
+        if name is None:
+            return name
+        if not inline and name not in MODEL_SHAPES:
             known = ", ".join(sorted(MODEL_SHAPES))
+            raise ValueError(f"unknown model {name!r}; known: {known} (or give model.shape)")
+        if inline and name in MODEL_SHAPES:
             raise ValueError(
-                f"unknown model {self.name!r}; known: {known} (or give model.shape inline)"
+                f"{name!r} is a named shape and model.shape is given: keep one "
+                "(a name beside an inline shape is only a label)"
             )
-        if self.shape is not None and self.name in MODEL_SHAPES:
-            raise ValueError(
-                f"model.name {self.name!r} is a named shape and model.shape is given: "
-                "keep one (a name beside an inline shape is only a label)"
-            )
-        return self
+        return name
 
     def resolved_shape(self) -> ModelShape:
         """The shape to build: the inline one, else the named one."""
