@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tinylm_shards.testing import write_dataset
+from tinylm_train.checkpoint import checkpoint_problems
 
 BIN = Path(sys.executable).parent
 PER_DEVICE = 4
@@ -51,6 +52,10 @@ def _check_two_ranks(out: Path) -> None:
     for rank in (0, 1):
         state = json.loads((checkpoint / f"data-rank{rank}.json").read_text())
         assert (state["rank"], state["world_size"], state["index"]) == (rank, 2, PER_DEVICE * STEPS)
+    # Rank 0 marked the checkpoint whole only once both ranks' files were there.
+    assert checkpoint_problems(checkpoint, world_size=2) == []
+    marked = json.loads((checkpoint / "complete.json").read_text())["files"]
+    assert {"data-rank0.json", "data-rank1.json", "trainer_state.json"} <= set(marked)
     assert (out / "final" / "config.json").is_file()
     assert (out / "final" / "model.safetensors").is_file()
 

@@ -2,7 +2,15 @@ import json
 
 import pytest
 
-from tinylm_train.metrics import MetricsWriter, flops_per_token, plot_losses, read_metrics
+from tinylm_train.console import format_step, format_summary
+from tinylm_train.metrics import (
+    MetricsWriter,
+    device_peak_flops,
+    flops_per_token,
+    plot_losses,
+    read_metrics,
+    resolve_peak_flops,
+)
 
 
 def test_flops_per_token_is_6n_plus_attention():
@@ -49,3 +57,51 @@ def test_the_loss_plot_is_a_png_and_nothing_without_records(tmp_path):
     metrics.write_text("".join(json.dumps({"step": s, "loss": 5.0 / s}) + "\n" for s in (1, 2, 3)))
     plot_losses(metrics, tmp_path / "loss.png")
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "peak"),
+    [
+        ("NVIDIA H100 80GB HBM3", 989e12),
+        ("NVIDIA H100 PCIe", 756e12),
+        ("NVIDIA H200", 989e12),
+        ("NVIDIA A100-SXM4-80GB", 312e12),
+        ("NVIDIA GeForce RTX 3090", 71e12),
+        ("Some New Accelerator", None),
+        (None, None),
+    ],
+)
+def test_the_peak_comes_from_the_device_name(name, peak):
+    assert device_peak_flops(name) == peak
+
+
+def test_a_configured_peak_wins_and_a_cpu_gets_no_mfu(tmp_path):
+    assert resolve_peak_flops(1e12, "NVIDIA H100 80GB HBM3") == 1e12
+    assert resolve_peak_flops(None, None) is None
+    writer = MetricsWriter(
+        tmp_path / "m.jsonl", tokens_per_step=10, flops_per_token=1.0, peak_flops=None,
+        world_size=1, clock=_Clock(0.0, 0.0, 1.0),
+    )  # fmt: skip
+    writer.start()
+    record = writer.log(1, 2.0, lr=None, grad_norm=None)
+    assert record["mfu"] is None and record["tokens_per_s"] == pytest.approx(10.0)
+    assert writer.log_validation(1, 1.5, tokens=7) == {"step": 1, "val_loss": 1.5, "val_tokens": 7}
+    assert [("loss" in r, "val_loss" in r) for r in read_metrics(writer.path)] == [
+        (True, False),
+        (False, True),
+    ]
+
+
+def test_console_lines_are_readable_numbers():
+    record = {"step": 10, "loss": 6.51234, "lr": 4.95e-3, "grad_norm": 0.8412,
+              "tokens_per_s": 2310.4, "mfu": 0.1214}  # fmt: skip
+    assert format_step(record, max_steps=150) == (
+        "step 10/150  loss 6.5123  lr 4.950e-03  grad 0.841  2,310 tok/s  mfu 12.1%"
+    )
+    summary = {"steps": 150, "tokens": 307200, "train_seconds": 123.4, "tokens_per_s": 2489.5,
+               "final_loss": 5.7512, "final_val_loss": None, "model": "runs/x/final"}  # fmt: skip
+    assert format_summary(summary) == (
+        "trained 150 steps, 307,200 tokens in 123.4 s (2,490 tokens/s)\n"
+        "final loss 5.7512\n"
+        "model: runs/x/final"
+    )

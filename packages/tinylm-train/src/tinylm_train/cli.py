@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +10,16 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(help="TinyLM pretraining on packed shards.", no_args_is_help=True)
+
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback of a failure.")]
+
+
+def _fail(exc: BaseException, *, debug: bool, code: int = 1) -> None:
+    """One line for a failure (the traceback with --debug), then exit non-zero."""
+    if debug:
+        raise exc
+    typer.echo(f"error: {exc} (--debug shows the traceback)", err=True)
+    raise typer.Exit(code) from None
 
 
 @app.callback()
@@ -36,8 +47,9 @@ def pretrain(
         typer.Option("--set", help="section.key=value override (YAML value), repeatable."),
     ] = None,
     resume: Annotated[
-        bool, typer.Option(help="Continue from the newest checkpoint in output_dir.")
+        bool, typer.Option(help="Continue from the newest whole checkpoint in output_dir.")
     ] = False,
+    debug: DebugOption = False,
 ) -> None:
     """Train a model on shards per the YAML config."""
     from rich.logging import RichHandler
@@ -50,11 +62,30 @@ def pretrain(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
-    from tinylm_train.recipes.pretrain import run_pretrain
+    from tinylm_train.distributed import declare_cpu_accelerator
 
-    logging.basicConfig(level=logging.INFO, handlers=[RichHandler()], format="%(message)s")
-    final = run_pretrain(run_config, resume=resume)
-    typer.echo(f"exported {final}")
+    declare_cpu_accelerator()
+    from transformers.utils import logging as hf_logging
+
+    from tinylm_train.console import format_summary
+    from tinylm_train.recipes.pretrain import SUMMARY, run_pretrain
+
+    logging.basicConfig(
+        level=logging.INFO, handlers=[RichHandler(show_path=debug)], format="%(message)s"
+    )
+    hf_logging.disable_progress_bar()  # why: the "Writing model shards" bars of every save
+    try:
+        final = run_pretrain(run_config, resume=resume)
+    except (KeyboardInterrupt, typer.Exit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - one line per failure; --debug shows it whole
+        _fail(exc, debug=debug)
+    summary_path = Path(run_config.output_dir) / SUMMARY
+    if summary_path.is_file():
+        typer.echo(format_summary(json.loads(summary_path.read_text(encoding="utf-8"))))
+        typer.echo(f"summary: {summary_path}")
+    else:
+        typer.echo(f"exported {final}")
 
 
 @app.command()
@@ -62,11 +93,22 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint-N directory.")],
     data: Annotated[Path, typer.Option(help="The shard dataset (for its tokenizer).")],
     out: Annotated[Path, typer.Option(help="Target directory.")],
+    debug: DebugOption = False,
 ) -> None:
     """Export a checkpoint in HF format with the tokenizer files."""
+    from tinylm_train.export import ExportError, check_checkpoint_dir
+
+    try:
+        check_checkpoint_dir(checkpoint)  # why: before torch and transformers load (seconds)
+    except ExportError as exc:
+        _fail(exc, debug=debug, code=2)
     from tinylm_train.export import export_checkpoint
 
-    typer.echo(f"exported {export_checkpoint(checkpoint, data, out)}")
+    try:
+        target = export_checkpoint(checkpoint, data, out)
+    except Exception as exc:  # noqa: BLE001 - one line per failure; --debug shows it whole
+        _fail(exc, debug=debug)
+    typer.echo(f"exported {target}")
 
 
 @app.command()

@@ -8,15 +8,26 @@ value, missing file) is a ConfigError naming the key path, raised before any wor
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import importlib.util
+import typing
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from tinylm_train.models.qwen2.shapes import MODEL_SHAPES
+from tinylm_train.models.qwen2.shapes import MODEL_SHAPES, ModelShape
 
 DEEPSPEED_PRESETS = ("zero1", "zero2")
 
@@ -32,7 +43,17 @@ class _Section(BaseModel):
 class ModelSection(_Section):
     """What is trained and how it computes."""
 
-    name: str = Field("debug", description="A shape from tinylm_train.models.qwen2.MODEL_SHAPES.")
+    shape: ModelShape | None = Field(
+        None,
+        description="An inline Qwen2 shape (hidden_size, num_hidden_layers, num_attention_heads, "
+        "num_key_value_heads, intermediate_size, rope_theta, max_position_embeddings, "
+        "tie_word_embeddings) instead of a named one.",
+    )
+    name: str | None = Field(
+        None,
+        description="A shape from tinylm_train.models.qwen2.MODEL_SHAPES ('debug' when neither "
+        "name nor shape is given), or a label for `shape`.",
+    )
     attention: Literal["auto", "sdpa", "tinylm_varlen", "flash_attention_2"] = Field(
         "auto", description="Document-masked attention path (see models/qwen2/attention.py)."
     )
@@ -45,10 +66,28 @@ class ModelSection(_Section):
 
     @field_validator("name")
     @classmethod
-    def _known_shape(cls, name: str) -> str:
-        if name not in MODEL_SHAPES:
-            raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODEL_SHAPES))}")
+    def _known_or_label(cls, name: str | None, info: ValidationInfo) -> str | None:
+        # why: `shape` is declared first, so it is in info.data when it was valid
+        inline = info.data.get("shape") is not None
+        if name is None:
+            return name
+        if not inline and name not in MODEL_SHAPES:
+            known = ", ".join(sorted(MODEL_SHAPES))
+            raise ValueError(f"unknown model {name!r}; known: {known} (or give model.shape)")
+        if inline and name in MODEL_SHAPES:
+            raise ValueError(
+                f"{name!r} is a named shape and model.shape is given: keep one "
+                "(a name beside an inline shape is only a label)"
+            )
         return name
+
+    def resolved_shape(self) -> ModelShape:
+        """The shape to build: the inline one, else the named one."""
+        return self.shape if self.shape is not None else MODEL_SHAPES[self.name or "debug"]
+
+    @property
+    def label(self) -> str:
+        return self.name or ("custom" if self.shape is not None else "debug")
 
 
 class DataSection(_Section):
@@ -58,6 +97,9 @@ class DataSection(_Section):
         description="Shard version directory (has manifest.json) or OUT/<name> (has LATEST)."
     )
     per_device_batch_size: int = Field(8, gt=0, description="Blocks per device per micro-step.")
+    block_size: int | None = Field(
+        None, gt=0, description="The block size the run expects; another manifest's is refused."
+    )
     record_blocks: bool = Field(
         False,
         description="Append each rank's block indices per step to blocks-rank<r>.jsonl (audits).",
@@ -97,9 +139,26 @@ class MetricsSection(_Section):
     """metrics.jsonl records and the MFU they report."""
 
     logging_steps: int = Field(1, gt=0, description="Write a metrics record every this many steps.")
-    peak_flops: float = Field(
-        989e12, gt=0, description="Per-device peak FLOP/s for MFU (H100 bf16 dense)."
+    console_steps: int = Field(10, gt=0, description="Print a log line every this many steps.")
+    eval_steps: int = Field(
+        50, gt=0, description="Validation loss every this many steps (with a validation split)."
     )
+    peak_flops: float | None = Field(
+        None,
+        gt=0,
+        description="Per-device peak FLOP/s for MFU; None: the CUDA device's known peak "
+        "(tinylm_train.metrics.PEAK_FLOPS_BY_DEVICE), no MFU on a CPU or unknown device.",
+    )
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(
+        ["tensorboard"], description="Where the Trainer reports scalars; wandb must be installed."
+    )
+
+    @field_validator("report_to")
+    @classmethod
+    def _installed(cls, targets: list[str]) -> list[str]:
+        if "wandb" in targets and importlib.util.find_spec("wandb") is None:
+            raise ValueError("wandb is not installed (uv pip install wandb, or drop it)")
+        return targets
 
 
 class ParallelismSection(_Section):
@@ -107,6 +166,9 @@ class ParallelismSection(_Section):
 
     deepspeed: str | None = Field(
         None, description="A DeepSpeed JSON config path, or 'zero1'/'zero2' (shipped configs)."
+    )
+    world_size: int | None = Field(
+        None, gt=0, description="The process count the run is sized for; another is refused."
     )
 
     @field_validator("deepspeed")
@@ -180,16 +242,29 @@ def _set_dotted(raw: dict, item: str) -> None:
     node[leaf] = yaml.safe_load(value)
 
 
+def _field_types(model: type) -> dict[str, Any]:
+    """Field name -> annotation of a pydantic model or a dataclass (Optional unwrapped)."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        annotations = {name: f.annotation for name, f in model.model_fields.items()}
+    elif dataclasses.is_dataclass(model):
+        annotations = {f.name: f.type for f in dataclasses.fields(model)}
+    else:
+        return {}
+    unwrapped = {}
+    for name, annotation in annotations.items():
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        unwrapped[name] = args[0] if len(args) == 1 else annotation
+    return unwrapped
+
+
 def _fields_at(loc: tuple) -> list[str]:
     """The field names of the section at `loc` (empty when loc is not a section)."""
-    model: type[BaseModel] = RunConfig
+    model: Any = RunConfig
     for part in loc:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
-        annotation = field.annotation if field is not None else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        model = _field_types(model).get(part) if isinstance(part, str) else None
+        if model is None:
             return []
-        model = annotation
-    return list(model.model_fields)
+    return list(_field_types(model))
 
 
 def _suggest(loc: tuple) -> str:
@@ -212,7 +287,7 @@ def _suggest(loc: tuple) -> str:
 def _describe(error: dict[str, Any]) -> str:
     loc = tuple(error["loc"])
     path = ".".join(str(part) for part in loc) or "(top level)"
-    if error["type"] == "extra_forbidden":
+    if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         kind = "field" if loc[:-1] else "section or key"
         return f"{path}: unknown {kind}; {_suggest(loc)}"
     return f"{path}: {error['msg']}"

@@ -26,6 +26,22 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def barrier() -> None:
+    """Wait for every rank (nothing to wait for in one process)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def declare_cpu_accelerator() -> None:
+    """Tell DeepSpeed it runs on the CPU when there is no CUDA device.
+
+    why: transformers imports deepspeed whenever it is installed, and deepspeed's accelerator
+    detection then warns "Setting accelerator to CPU" on every CPU run, DeepSpeed used or not.
+    """
+    if "DS_ACCELERATOR" not in os.environ and not torch.cuda.is_available():
+        os.environ["DS_ACCELERATOR"] = "cpu"
+
+
 def configure_cpu_deepspeed_state(*, timeout_s: int = 1800) -> bool:
     """Join the gloo group of a multi-process DeepSpeed run on CPU; True when it did.
 

@@ -38,6 +38,9 @@ def test_train_export_reload_and_resume_exactly(tmp_path):
     ids = torch.tensor([tokenizer("w1 w2 w3")["input_ids"]])
     assert model(input_ids=ids).logits.shape == (1, 3, model.config.vocab_size)
     assert sorted(p.name for p in full.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-20"]
+    exported = json.loads((final / "config.json").read_text())
+    assert exported["use_cache"] is True and not (final / "training_args.bin").exists()
+    assert exported["rope_theta"] == exported["rope_parameters"]["rope_theta"] == 1e4
 
     # A run that stopped after its step-10 checkpoint, then resumed.
     stopped = tmp_path / "stopped"

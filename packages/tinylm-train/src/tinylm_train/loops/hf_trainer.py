@@ -1,21 +1,33 @@
 """The HF Trainer loop over the shared parts: TrainingArguments from the run config, each rank's
-own block stream, the recipe's collator and loss, metrics and data-position callbacks.
+own block stream, the recipe's collator and loss, metrics, console, validation and whole-
+checkpoint callbacks.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from tinylm_train.checkpoint import ResumePoint, save_data_state
+from tinylm_train.checkpoint import (
+    ResumePoint,
+    mark_complete,
+    rotate_checkpoints,
+    save_data_state,
+)
 from tinylm_train.config import RunConfig
+from tinylm_train.console import TrainingProgress
 from tinylm_train.data import BlockDataset
-from tinylm_train.distributed import configure_cpu_deepspeed_state, launched_world_size
+from tinylm_train.distributed import barrier, configure_cpu_deepspeed_state, launched_world_size
 from tinylm_train.metrics import MetricsWriter
+from tinylm_train.validation import ValidationSet, validation_loss
+
+log = logging.getLogger(__name__)
 
 Loss = Callable[..., torch.Tensor]
 """(logits, labels, *, num_items_in_batch) -> the loss, e.g. tinylm_train.loss.causal_lm_loss."""
@@ -28,8 +40,13 @@ def use_bf16(setting: bool | str, device: str) -> bool:
     return bool(setting)
 
 
-def training_arguments(config: RunConfig, *, device: str) -> TrainingArguments:
-    """TrainingArguments for the run; joins the CPU DeepSpeed process group first when needed."""
+def training_arguments(
+    config: RunConfig, *, device: str, validation: bool = False
+) -> TrainingArguments:
+    """TrainingArguments for the run; joins the CPU DeepSpeed process group first when needed.
+
+    Checkpoint rotation is ours (CheckpointCallback), so the Trainer gets no save_total_limit.
+    """
     opt, parallel = config.optimisation, config.parallelism
     # why: see tinylm_train.distributed; without it every CPU rank believes it is rank 0.
     configured = parallel.deepspeed is not None and configure_cpu_deepspeed_state()
@@ -49,8 +66,10 @@ def training_arguments(config: RunConfig, *, device: str) -> TrainingArguments:
         max_grad_norm=opt.max_grad_norm,
         save_strategy="steps",
         save_steps=config.checkpoint.save_steps,
-        save_total_limit=config.checkpoint.save_total_limit,
+        save_total_limit=None,
         logging_steps=config.metrics.logging_steps,
+        eval_strategy="steps" if validation else "no",
+        eval_steps=config.metrics.eval_steps if validation else None,
         bf16=use_bf16(config.model.bf16, device),
         activation_checkpointing=config.model.gradient_checkpointing,
         deepspeed=parallel.deepspeed_path(),
@@ -62,13 +81,22 @@ def training_arguments(config: RunConfig, *, device: str) -> TrainingArguments:
         ignore_data_skip=True,
         remove_unused_columns=False,
         dataloader_num_workers=0,
-        report_to=["tensorboard"],
-        disable_tqdm=False,
+        report_to=list(config.metrics.report_to),
+        # why: our console (TrainingProgress) replaces the tqdm bar and the printed log dicts.
+        disable_tqdm=True,
     )
 
 
 class BlockTrainer(Trainer):
-    """A Trainer that feeds each rank's own block stream as is."""
+    """A Trainer that feeds each rank's own block stream as is, adds our throughput and MFU to
+    every logged step (so TensorBoard and W&B get them too), and scores the validation split.
+    """
+
+    metrics: MetricsWriter | None = None
+    progress: TrainingProgress | None = None
+    validation: ValidationSet | None = None
+    validation_collate: Callable | None = None
+    validation_loss_fn: Loss | None = None
 
     def get_train_dataloader(self) -> DataLoader:
         # why: each rank's reader already yields only its shard; accelerate's prepare would
@@ -79,6 +107,42 @@ class BlockTrainer(Trainer):
             collate_fn=self.data_collator,
             num_workers=0,
         )
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        step = self.state.global_step
+        if self.metrics is not None and "loss" in logs:
+            record = self.metrics.log(
+                step, logs["loss"], lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm")
+            )
+            logs["tokens_per_s"] = record["tokens_per_s"]
+            if record["mfu"] is not None:
+                logs["mfu"] = record["mfu"]
+            if self.progress is not None:
+                self.progress.record(record)
+        if self.metrics is not None and "eval_loss" in logs:
+            record = self.metrics.log_validation(
+                step, logs["eval_loss"], tokens=int(logs["eval_tokens"])
+            )
+            if self.progress is not None:
+                self.progress.validation(record)
+        super().log(logs, start_time)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
+        loss, tokens = validation_loss(
+            self.model,
+            self.validation,
+            collate=self.validation_collate,
+            loss=self.validation_loss_fn,
+            batch_size=self.args.per_device_train_batch_size,
+            device=self.args.device,
+            bf16=self.args.bf16,
+        )
+        metrics = {f"{metric_key_prefix}_loss": loss, f"{metric_key_prefix}_tokens": tokens}
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(
+            self.args, self.state, self.control, metrics
+        )
+        return metrics
 
 
 class LogitsLoss:
@@ -91,37 +155,56 @@ class LogitsLoss:
         return self.loss(outputs.logits, labels, num_items_in_batch=num_items_in_batch)
 
 
-class MetricsCallback(TrainerCallback):
-    """Hands each logged step's loss, lr and grad norm to a MetricsWriter."""
+class ConsoleCallback(TrainerCallback):
+    """Starts the metrics clock and drives the progress bar (rank 0)."""
 
-    def __init__(self, writer: MetricsWriter) -> None:
+    def __init__(self, writer: MetricsWriter, progress: TrainingProgress | None) -> None:
         self.writer = writer
+        self.progress = progress
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.writer.start()
+        if self.progress is not None:
+            self.progress.start(state.global_step)
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.writer.log(
-                state.global_step,
-                logs["loss"],
-                lr=logs.get("learning_rate"),
-                grad_norm=logs.get("grad_norm"),
-            )
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.step(state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.close()
 
 
-class DataStateCallback(TrainerCallback):
-    """Writes this rank's data position into each checkpoint, after the Trainer's own files."""
+class CheckpointCallback(TrainerCallback):
+    """Makes each checkpoint whole: this rank's data position after the Trainer's files, then,
+    once every rank has written its files, rank 0's completion marker and the rotation.
+    """
 
-    def __init__(self, output_dir: Path, *, rank: int, dataset: BlockDataset) -> None:
+    def __init__(
+        self,
+        output_dir: Path,
+        *,
+        rank: int,
+        world_size: int,
+        dataset: BlockDataset,
+        keep: int,
+    ) -> None:
         self.output_dir = output_dir
         self.rank = rank
+        self.world_size = world_size
         self.dataset = dataset
+        self.keep = keep
 
     def on_save(self, args, state, control, **kwargs):
         checkpoint = self.output_dir / f"checkpoint-{state.global_step}"
         checkpoint.mkdir(parents=True, exist_ok=True)
         save_data_state(checkpoint, self.rank, self.dataset.state_dict())
+        barrier()
+        if self.rank == 0:
+            mark_complete(checkpoint, world_size=self.world_size)
+            for removed in rotate_checkpoints(self.output_dir, keep=self.keep):
+                log.debug("removed %s (checkpoint.save_total_limit)", removed.name)
 
 
 class HFTrainerLoop:
@@ -131,8 +214,9 @@ class HFTrainerLoop:
     dataset needs.
     """
 
-    def __init__(self, config: RunConfig, *, device: str) -> None:
-        self.args = training_arguments(config, device=device)
+    def __init__(self, config: RunConfig, *, device: str, validation: bool = False) -> None:
+        self.args = training_arguments(config, device=device, validation=validation)
+        self.config = config
         self.output_dir = Path(config.output_dir)
         self.rank, self.world_size = self.args.process_index, self.args.world_size
         if self.world_size != launched_world_size():
@@ -154,19 +238,38 @@ class HFTrainerLoop:
         collator: Callable,
         loss: Loss,
         metrics: MetricsWriter | None,
+        progress: TrainingProgress | None = None,
+        validation: ValidationSet | None = None,
+        validation_collator: Callable | None = None,
         resume: ResumePoint | None = None,
     ) -> None:
-        callbacks = [DataStateCallback(self.output_dir, rank=self.rank, dataset=dataset)]
+        """Train; `validation_collator` batches validation blocks (no block log)."""
+        callbacks: list[TrainerCallback] = [
+            CheckpointCallback(
+                self.output_dir,
+                rank=self.rank,
+                world_size=self.world_size,
+                dataset=dataset,
+                keep=self.config.checkpoint.save_total_limit,
+            )
+        ]
         if metrics is not None:
-            callbacks.insert(0, MetricsCallback(metrics))
+            callbacks.insert(0, ConsoleCallback(metrics, progress))
         self.trainer = BlockTrainer(
             model=model,
             args=self.args,
             train_dataset=dataset,
+            eval_dataset=validation,
             data_collator=collator,
             compute_loss_func=LogitsLoss(loss),
             callbacks=callbacks,
         )
+        self.trainer.remove_callback(PrinterCallback)
+        self.trainer.remove_callback(ProgressCallback)
+        self.trainer.metrics, self.trainer.progress = metrics, progress
+        self.trainer.validation = validation
+        self.trainer.validation_collate = validation_collator or collator
+        self.trainer.validation_loss_fn = loss
         self.trainer.train(resume_from_checkpoint=str(resume.checkpoint) if resume else None)
 
     def save_model(self, target: Path) -> None:

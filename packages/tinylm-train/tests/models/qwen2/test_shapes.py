@@ -44,3 +44,26 @@ def test_parameter_count_matches_the_built_model(name):
     config = build_config(name, tokenizer_vocab_size=100, eos_id=0, pad_id=0)
     model = Qwen2ForCausalLM(config)
     assert sum(p.numel() for p in model.parameters()) == count_parameters(config)
+
+
+def test_an_inline_shape_builds_its_config():
+    from tinylm_train.models.qwen2 import ModelShape
+
+    shape = ModelShape(
+        hidden_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        intermediate_size=96,
+        rope_theta=5e5,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+    )
+    config = build_config(shape, tokenizer_vocab_size=100, eos_id=0, pad_id=0)
+    assert (config.hidden_size, config.num_key_value_heads, config.max_position_embeddings) == (
+        48,
+        2,
+        512,
+    )
+    assert config.rope_parameters["rope_theta"] == 5e5 and not config.tie_word_embeddings
+    assert config.vocab_size == 128

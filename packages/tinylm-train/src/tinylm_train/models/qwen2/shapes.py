@@ -35,11 +35,34 @@ class ModelShape:
     tie_word_embeddings: bool = True
     """Share the input embedding with the output projection."""
 
+    # why: a run config's inline `model.shape` is validated into this class; a misspelled key
+    # must be an error, not ignored.
+    __pydantic_config__ = {"extra": "forbid"}
+
     def __post_init__(self) -> None:
+        sizes = {
+            "hidden_size": self.hidden_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "intermediate_size": self.intermediate_size,
+            "max_position_embeddings": self.max_position_embeddings,
+        }
+        for name, value in sizes.items():
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if self.rope_theta <= 0:
+            raise ValueError(f"rope_theta must be positive, got {self.rope_theta}")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError("hidden_size must be a multiple of num_attention_heads")
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
         if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
+                f"num_key_value_heads ({self.num_key_value_heads})"
+            )
 
 
 MODEL_SHAPES: dict[str, ModelShape] = {
@@ -94,7 +117,7 @@ def check_vocab(model_vocab_size: int, tokenizer_vocab_size: int) -> None:
 
 
 def build_config(
-    name: str,
+    shape: str | ModelShape,
     *,
     tokenizer_vocab_size: int,
     eos_id: int,
@@ -102,15 +125,16 @@ def build_config(
     vocab_size: int | None = None,
     attn_implementation: str = "sdpa",
 ) -> Qwen2Config:
-    """A transformers Qwen2Config for the named shape and the shard tokenizer's vocabulary.
+    """A transformers Qwen2Config for a shape (or its name) and the shard tokenizer's vocabulary.
 
     `vocab_size` overrides the padded tokenizer vocabulary; it must still cover the tokenizer.
     """
     from transformers import Qwen2Config
 
-    if name not in MODEL_SHAPES:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODEL_SHAPES))}")
-    shape = MODEL_SHAPES[name]
+    if isinstance(shape, str):
+        if shape not in MODEL_SHAPES:
+            raise ValueError(f"unknown model {shape!r}; known: {', '.join(sorted(MODEL_SHAPES))}")
+        shape = MODEL_SHAPES[shape]
     vocab = padded_vocab_size(tokenizer_vocab_size) if vocab_size is None else vocab_size
     check_vocab(vocab, tokenizer_vocab_size)
     config = Qwen2Config(
