@@ -86,6 +86,7 @@ def test_build_writes_the_contract_and_accounts_for_every_document(corpus, tmp_p
     assert not list(tmp_path.glob("tiny/.work-*")), "work files are removed after success"
 
 
+@pytest.mark.slow  # imports datasets and polars
 def test_shards_load_with_datasets_and_polars(corpus, tmp_path):
     datasets = pytest.importorskip("datasets")
     pl = pytest.importorskip("polars")

@@ -62,6 +62,7 @@ def test_a_tokenizer_json_loads_without_transformers(tmp_path):
     assert loaded["info"]["eos_id"] == 0 and loaded["info"]["vocab_size"] == 8000
 
 
+@pytest.mark.slow  # converts the Qwen vocab and merges
 def test_slow_files_convert_once_then_load_from_the_cache(tmp_path):
     slow = _slow_layout(tmp_path / "slow")
     first = _load_in_subprocess(str(slow), tmp_path / "cache")
@@ -109,6 +110,7 @@ def test_a_tokenizer_without_eos_is_refused(tmp_path):
         LoadedTokenizer(str(target))
 
 
+@pytest.mark.slow  # loads the Qwen files through transformers
 @pytest.mark.shared
 def test_qwen_slow_files_give_the_transformers_identity(shared_data, tmp_path):
     from transformers import AutoTokenizer

@@ -58,7 +58,7 @@ def test_without_a_validation_split_training_blocks_are_scored_with_a_warning(tm
     with caplog.at_level("WARNING"):
         chosen = select_blocks(tmp_path / "d")
     assert chosen.split == "train" and "has no validation split" in caplog.text
-    with pytest.raises(ShardError, match=r"has no validation split \(it has: train\)"):
+    with pytest.raises(ShardError, match=r"has no 'validation' split \(held-out splits: none\)"):
         select_blocks(tmp_path / "d", split="validation")
 
 
@@ -90,7 +90,7 @@ def test_a_malformed_validation_entry_is_an_error_not_a_fallback(tmp_path):
     raw = json.loads((version / "manifest.json").read_text())
     raw["splits"] = {"validation": {"shards": [{"path": "validation/x.parquet"}]}}
     (version / "manifest.json").write_text(json.dumps(raw))
-    with pytest.raises(ShardError, match=r"lacks the field 'shards\[0\].rows'"):
+    with pytest.raises(ShardError, match=r"lacks the field 'splits.validation.shards\[0\].rows'"):
         select_blocks(version)
 
 

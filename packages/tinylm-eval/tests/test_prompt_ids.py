@@ -77,6 +77,7 @@ def test_pieces_that_do_not_join_fall_back_to_whole_text(tokenizer):
     )
 
 
+@pytest.mark.slow  # tokenizes whole real subjects with the Qwen tokenizer
 @pytest.mark.shared
 @pytest.mark.parametrize(
     ("benchmark", "split", "subjects"),

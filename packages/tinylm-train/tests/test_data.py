@@ -1,12 +1,13 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from tinylm_shards.testing import write_dataset
 from tinylm_train.collate import collate_blocks
 from tinylm_train.data import BlockDataset, BlockLog, ModelInputCollator
-from tinylm_train.shards import Block
+from tinylm_train.shards import Block, ShardError
 
 
 def _indices(stream, n):
@@ -55,3 +56,12 @@ def test_the_collator_gives_the_attention_path_its_inputs(tmp_path):
     sdpa = ModelInputCollator("sdpa")(blocks)
     assert "cu_seq_lens_q" not in sdpa and torch.equal(sdpa["position_ids"], batch["position_ids"])
     assert json.loads((tmp_path / "b.jsonl").read_text()) == {"step": 1, "blocks": [9, 2]}
+
+
+def test_only_rank_zero_checks_the_shards(tmp_path):
+    data = write_dataset(tmp_path)
+    shard = next((data / "shards").glob("*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:-1] + b"\0")  # same size, other checksum
+    with pytest.raises(ShardError, match="sha256|checksum"):
+        BlockDataset(data, seed=0, rank=0, world_size=2)
+    BlockDataset(data, seed=0, rank=1, world_size=2)  # trusts rank 0's check

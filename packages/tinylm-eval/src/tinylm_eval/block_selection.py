@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinylm_shards import Manifest, ShardError, load_manifest, parse_manifest, shard_problems
+from tinylm_shards import Manifest, ShardError, load_manifest, shard_problems
 
 logger = logging.getLogger(__name__)
 
@@ -33,26 +33,14 @@ class BlockSelection:
 
 
 def split_manifest(manifest: Manifest, split: str) -> Manifest:
-    """The manifest of one split: `train` is the dataset's own shards; another split is read from
-    the manifest's `splits` entry (same packed-block format, shard paths relative to the version
-    directory). The one place that knows where a split is kept."""
-    if split == "train":
-        return manifest
-    splits = manifest.raw.get("splits") or {}
-    entry = splits.get(split) if isinstance(splits, dict) else None
-    if not isinstance(entry, dict):
-        have = ", ".join(["train", *sorted(splits)]) if isinstance(splits, dict) else "train"
-        raise ShardError(f"{manifest.root} has no {split} split (it has: {have})")
-    shards = entry.get("shards")
-    return parse_manifest(
-        manifest.root, {**manifest.raw, "shards": shards}, formats=(manifest.format,)
-    )
+    """The manifest of one split: `train` is the dataset's own shards; a held-out split comes
+    from the contract's `Manifest.split` (its own shards, same format)."""
+    return manifest if split == "train" else manifest.split(split)
 
 
 def has_split(manifest: Manifest, split: str) -> bool:
-    """Whether the manifest declares `split` (a malformed entry is an error once it is read)."""
-    splits = manifest.raw.get("splits")
-    return split == "train" or (isinstance(splits, dict) and split in splits)
+    """Whether the manifest declares `split`."""
+    return split == "train" or split in manifest.splits
 
 
 def select_blocks(

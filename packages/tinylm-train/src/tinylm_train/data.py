@@ -18,12 +18,18 @@ from tinylm_train.shards import Block, ShardReader
 
 
 class BlockDataset(torch.utils.data.IterableDataset):
-    """This rank's endless stream of blocks; its position is saved in every checkpoint."""
+    """This rank's endless stream of blocks; its position is saved in every checkpoint.
+
+    The shards are checked against the manifest (sizes, SHA-256, rows) by rank 0 only: once per
+    dataset, not once per rank. A bad shard stops rank 0, and with it the run.
+    """
 
     def __init__(
         self, data: str | Path, *, seed: int, rank: int, world_size: int, state: dict | None = None
     ) -> None:
-        self.reader = ShardReader(data, seed=seed, rank=rank, world_size=world_size)
+        self.reader = ShardReader(
+            data, seed=seed, rank=rank, world_size=world_size, verify=rank == 0
+        )
         if state is not None:
             self.reader.load_state_dict(state)
 

@@ -8,7 +8,6 @@ token losses and token counts are added over the ranks, so the loss is per token
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 
@@ -24,14 +23,7 @@ SPLIT = "validation"
 
 def validation_manifest(manifest: Manifest) -> Manifest | None:
     """The manifest of the dataset's validation split (same root), or None when it has none."""
-    splits = manifest.raw.get("splits")
-    split = splits.get(SPLIT) if isinstance(splits, dict) else None
-    if split is None:
-        return None
-    shards = split.get("shards") if isinstance(split, dict) else None
-    if not isinstance(shards, list) or not shards:
-        raise ShardError(f"{manifest.root}: splits.{SPLIT} lists no shards")
-    return dataclasses.replace(manifest, shards=tuple(shards))
+    return manifest.split(SPLIT) if SPLIT in manifest.splits else None
 
 
 class ValidationSet:
