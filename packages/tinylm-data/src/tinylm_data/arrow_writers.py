@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+import tinylm_shards
 
 from .document import Rejection
 
@@ -23,8 +24,8 @@ REJECT_SCHEMA = pa.schema(
     ]
 )
 
-# The parquet writer settings every file of a build uses; fixed so the bytes are reproducible.
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+# The contract's Parquet settings serve every published file of a build (reproducible bytes).
+PARQUET_OPTIONS = tinylm_shards.PARQUET_OPTIONS
 # Intermediate files are written once and read once: favour speed over size.
 WORK_PARQUET_OPTIONS = {"compression": "lz4", "write_statistics": False}
 
@@ -32,17 +33,6 @@ WORK_PARQUET_OPTIONS = {"compression": "lz4", "write_statistics": False}
 def rejects_table(rejections: Sequence[Rejection]) -> pa.Table:
     rows = [r.as_row() for r in rejections]
     return pa.Table.from_pylist(rows, schema=REJECT_SCHEMA)
-
-
-def list_array(arrays: Sequence[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
-    """A list array from numpy arrays without a Python loop over the values."""
-    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
-    if lengths.sum() >= 2**31:
-        raise ValueError("a list column chunk over 2**31 values: write smaller batches")
-    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    values = np.concatenate(arrays) if arrays else np.empty(0)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type=value_type))
 
 
 class RowGroupWriter:

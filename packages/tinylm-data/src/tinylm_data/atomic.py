@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-TMP_SUFFIX = ".tmp"
+from tinylm_shards.files import TMP_SUFFIX, atomic_path
 
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yields a temporary path beside `path`; on success it is renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+__all__ = ["TMP_SUFFIX", "atomic_path", "remove_temporaries", "write_json", "write_text"]
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -45,11 +29,3 @@ def remove_temporaries(directory: Path) -> int:
     for p in stale:
         p.unlink()
     return len(stale)
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

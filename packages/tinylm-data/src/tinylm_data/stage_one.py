@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tinylm_shards import list_array
+
 from .arrow_writers import (
     REJECT_SCHEMA,
     WORK_PARQUET_OPTIONS,
     RowGroupWriter,
-    list_array,
     rejects_table,
 )
 from .atomic import atomic_path, write_json

@@ -6,8 +6,10 @@ each keeping a copy of the format. docs/shard-format.md describes it in words.
 
 from importlib.metadata import version as _version
 
+from .arrow import list_array, list_parts
 from .block import Block, check_row
 from .errors import ShardError
+from .files import atomic_path, sha256_file
 from .formats import FORMATS, PACKED_BLOCKS, PREFERENCE_PAIRS, SFT_BLOCKS, ShardFormat, format_named
 from .manifest import (
     LATEST,
@@ -43,16 +45,20 @@ __all__ = [
     "ShardFormat",
     "ShardWriter",
     "__version__",
+    "atomic_path",
     "check_row",
     "cu_seqlens",
     "dataset_problems",
     "format_named",
     "labels",
+    "list_array",
+    "list_parts",
     "load_manifest",
     "parse_manifest",
     "position_ids",
     "resolve_version_dir",
     "segment_bounds",
+    "sha256_file",
     "shard_problems",
     "verify_shards",
     "write_manifest",

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._atomic import atomic_path
 from .errors import ShardError
+from .files import atomic_path
 from .formats import FORMATS, PACKED_BLOCKS, ShardFormat, format_named
 
 MANIFEST = "manifest.json"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from ._arrow import list_parts
+from .arrow import list_parts
 from .block import Block, check_row, row_label
 from .errors import ShardError
 from .formats import PACKED_BLOCKS, ShardFormat

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 
-from ._atomic import sha256_file
 from .errors import ShardError
+from .files import sha256_file
 from .manifest import Manifest
 
 

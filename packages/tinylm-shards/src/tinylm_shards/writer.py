@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._arrow import list_array
-from ._atomic import atomic_path, sha256_file
+from .arrow import list_array
 from .block import check_row
 from .errors import ShardError
+from .files import atomic_path, sha256_file
 from .formats import PACKED_BLOCKS, ShardFormat
 
 # Fixed so the same blocks always give the same bytes.

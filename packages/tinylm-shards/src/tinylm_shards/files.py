@@ -1,4 +1,5 @@
-"""Files a reader never sees half-written: temporary name beside the target, fsync, rename."""
+"""Files a reader never sees half-written (temporary name beside the target, fsync, rename), and
+the SHA-256 of a file. Public, so writers of the format (tinylm-data) use these same ones."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-# why: the same suffix as tinylm-data's own temporaries, so its cleanup of a killed run finds ours
+# why: a killed writer's cleanup finds every temporary by this suffix
 TMP_SUFFIX = ".tmp"
 
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
+    """Yields a temporary path beside `path`; on success it is renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
     try:
