@@ -10,23 +10,15 @@ from tinylm_eval.cli import app
 runner = CliRunner()
 
 
+def on_sample(command, model, *args):
+    """`tinylm-eval COMMAND --model MODEL --data sample ARGS...`."""
+    return runner.invoke(app, [command, "--model", str(model), "--data", "sample", *args])
+
+
 def test_mmlu_on_the_sample_writes_every_report(tiny_model_dir, tmp_path):
     out = tmp_path / "mmlu"
-    result = runner.invoke(
-        app,
-        [
-            "mmlu",
-            "--model",
-            str(tiny_model_dir),
-            "--data",
-            "sample",
-            "--shots",
-            "2",
-            "--batch-size",
-            "4",
-            "--out",
-            str(out),
-        ],
+    result = on_sample(
+        "mmlu", tiny_model_dir, "--shots", "2", "--batch-size", "4", "--out", str(out)
     )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "results.json").read_text())
@@ -44,20 +36,7 @@ def test_mmlu_on_the_sample_writes_every_report(tiny_model_dir, tmp_path):
 
 def test_ceval_test_split_writes_a_submission(tiny_model_dir, tmp_path):
     out = tmp_path / "ceval"
-    result = runner.invoke(
-        app,
-        [
-            "ceval",
-            "--model",
-            str(tiny_model_dir),
-            "--data",
-            "sample",
-            "--split",
-            "test",
-            "--out",
-            str(out),
-        ],
-    )
+    result = on_sample("ceval", tiny_model_dir, "--split", "test", "--out", str(out))
     assert result.exit_code == 0, result.output
     submission = json.loads((out / "submission.json").read_text())
     assert set(submission) == {
@@ -87,9 +66,7 @@ def test_all_scores_the_three_benchmarks_of_an_exported_model(tiny_model_dir, tm
     from tinylm_eval.subjects import CATEGORIES
 
     out = tmp_path / "eval"
-    result = runner.invoke(
-        app, ["all", "--model", str(tiny_model_dir), "--data", "sample", "--out", str(out)]
-    )
+    result = on_sample("all", tiny_model_dir, "--out", str(out))
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     benchmarks = summary["benchmarks"]
@@ -213,21 +190,15 @@ def test_unknown_subjects_are_listed_before_the_model_loads(tmp_path):
 
 def test_all_scores_only_the_chosen_subjects(tiny_model_dir, tmp_path):
     out = tmp_path / "some"
-    result = runner.invoke(
-        app,
-        [
-            "all",
-            "--model",
-            str(tiny_model_dir),
-            "--data",
-            "sample",
-            "--shots",
-            "1",
-            "--subjects",
-            "mmlu:philosophy,chinese_history",
-            "--out",
-            str(out),
-        ],
+    result = on_sample(
+        "all",
+        tiny_model_dir,
+        "--shots",
+        "1",
+        "--subjects",
+        "mmlu:philosophy,chinese_history",
+        "--out",
+        str(out),
     )
     assert result.exit_code == 0, result.output
     benchmarks = json.loads((out / "summary.json").read_text())["benchmarks"]
@@ -268,21 +239,7 @@ def test_saved_prompts_rescore_to_the_same_predictions(tiny_model_dir, tmp_path)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = tmp_path / "saved"
-    result = runner.invoke(
-        app,
-        [
-            "ceval",
-            "--model",
-            str(tiny_model_dir),
-            "--data",
-            "sample",
-            "--shots",
-            "2",
-            "--save-prompts",
-            "--out",
-            str(out),
-        ],
-    )
+    result = on_sample("ceval", tiny_model_dir, "--shots", "2", "--save-prompts", "--out", str(out))
     assert result.exit_code == 0, result.output
     report = json.loads((out / "results.json").read_text())
     records = [json.loads(line) for line in (out / "predictions.jsonl").open(encoding="utf-8")]
@@ -300,10 +257,7 @@ def test_saved_prompts_rescore_to_the_same_predictions(tiny_model_dir, tmp_path)
         assert "ABCD"[scores.index(max(scores))] == record["prediction"]
         assert scores == pytest.approx(list(record["scores"].values()), abs=1e-4)
     # without the flag the records stay as they were
-    result = runner.invoke(
-        app,
-        ["ceval", "--model", str(tiny_model_dir), "--data", "sample", "--out", str(tmp_path / "n")],
-    )
+    result = on_sample("ceval", tiny_model_dir, "--out", str(tmp_path / "n"))
     assert (
         result.exit_code == 0
         and '"prompt"' not in (tmp_path / "n" / "predictions.jsonl").read_text()
@@ -315,21 +269,15 @@ def test_auto_device_and_dtype_on_this_machine(tiny_model_dir, tmp_path):
 
     from tinylm_eval.devices import resolve_device, resolve_dtype
 
-    result = runner.invoke(
-        app,
-        [
-            "mmlu",
-            "--model",
-            str(tiny_model_dir),
-            "--data",
-            "sample",
-            "--shots",
-            "0",
-            "--subjects",
-            "philosophy",
-            "--out",
-            str(tmp_path / "a"),
-        ],
+    result = on_sample(
+        "mmlu",
+        tiny_model_dir,
+        "--shots",
+        "0",
+        "--subjects",
+        "philosophy",
+        "--out",
+        str(tmp_path / "a"),
     )
     assert result.exit_code == 0, result.output
     identity = json.loads((tmp_path / "a" / "results.json").read_text())["model"]

@@ -10,7 +10,6 @@ from transformers import AutoModelForCausalLM
 
 from tinylm_eval.perplexity import (
     ShardError,
-    block_inputs,
     nll_of_blocks,
     perplexity,
     select_blocks,
@@ -36,12 +35,6 @@ def write_dataset(root, documents=DOCS, **options):
 
 def score(model, dataset, *, batch_size=4, **selection):
     return perplexity(model, select_blocks(dataset, **selection), batch_size=batch_size)
-
-
-def test_labels_skip_document_starts_and_padding():
-    positions, labels = block_inputs([1, 2, 3, 4, 0, 0], [0, 2, 4])
-    assert positions == [0, 1, 0, 1, 0, 1]  # padding is a segment of its own
-    assert labels == [-100, 2, -100, 4, -100, -100]
 
 
 @pytest.fixture(scope="module")

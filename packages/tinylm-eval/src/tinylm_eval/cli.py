@@ -189,10 +189,9 @@ def _score(model, task, config, out: Path) -> dict | None:
 
 def _load(model: str, base: str | None, trust_remote_code: bool, device: str, dtype: str):
     from tinylm_eval.devices import resolve_device, resolve_dtype
-    from tinylm_eval.model_source import resolve_model
     from tinylm_eval.models.hf import HFModel
 
-    resolve_model(model)  # why: a missing directory or an offline hub fails before torch loads
+    # why: HFModel.load checks the model source (`resolve_model`) before it reads any weights
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     if device == "cpu":

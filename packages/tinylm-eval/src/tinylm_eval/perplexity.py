@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from tinylm_eval.block_selection import SPLITS, BlockSelection, select_blocks, split_manifest
+from tinylm_eval.block_selection import SPLITS, BlockSelection, select_blocks
 from tinylm_eval.models.base import Progress
 from tinylm_shards import (
     IGNORE_INDEX,
@@ -30,23 +30,12 @@ __all__ = [
     "SPLITS",
     "BlockSelection",
     "ShardError",
-    "block_inputs",
     "nll_of_blocks",
     "perplexity",
     "select_blocks",
-    "split_manifest",
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def block_inputs(
-    input_ids: Sequence[int], doc_offsets: Sequence[int]
-) -> tuple[list[int], list[int]]:
-    """(position ids, labels) of one block: labels are -100 at document starts and on padding."""
-    ids = np.asarray(input_ids, dtype=np.int64)[None]
-    offsets = [np.asarray(doc_offsets, dtype=np.int64)]
-    return position_ids(offsets, ids.shape[1])[0].tolist(), labels(ids, offsets)[0].tolist()
 
 
 @torch.inference_mode()

@@ -1,6 +1,5 @@
 """Every task's scoring path through the deterministic dummy model: no torch, no weights."""
 
-import json
 import subprocess
 import sys
 
@@ -99,4 +98,3 @@ def test_generation_is_a_fixed_pattern_cut_at_stop_strings():
     sampled = GenerationOptions(max_new_tokens=20, temperature=1.0, seed=3)
     assert model.generate(["Q: 1+1?"], sampled) == model.generate(["Q: 1+1?"], sampled)
     assert model.generate(["Q: 1+1?"], sampled) != [text]
-    assert json.dumps(model.identity)

@@ -13,7 +13,12 @@ import torch
 from tinylm_eval.model_source import resolve_model
 from tinylm_eval.models.base import ChoicePrompt, GenerationOptions, Progress, cut_at_stop
 from tinylm_eval.models.hf_prefix_scoring import score_letters_by_shared_prefix
-from tinylm_eval.models.hf_scoring import answer_token_ids, score_continuations, score_letters
+from tinylm_eval.models.hf_scoring import (
+    _pad_id,
+    answer_token_ids,
+    score_continuations,
+    score_letters,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,32 +40,27 @@ def load_model(
 
     source = resolve_model(path)
     adapter_config = Path(source.name) / "adapter_config.json"
-    torch_dtype = getattr(torch, dtype)
-    if isinstance(source.name, Path) and adapter_config.is_file():
+    adapter = isinstance(source.name, Path) and adapter_config.is_file()
+    weights = (
+        resolve_model(base or json.loads(adapter_config.read_text())["base_model_name_or_path"])
+        if adapter
+        else source
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        weights.name,
+        dtype=getattr(torch, dtype),
+        use_safetensors=True,
+        trust_remote_code=trust_remote_code,
+        local_files_only=weights.local_files_only,
+    )
+    if adapter:
         from peft import PeftModel
 
-        base_source = resolve_model(
-            base or json.loads(adapter_config.read_text())["base_model_name_or_path"]
-        )
-        model = AutoModelForCausalLM.from_pretrained(
-            base_source.name,
-            dtype=torch_dtype,
-            use_safetensors=True,
-            trust_remote_code=trust_remote_code,
-            local_files_only=base_source.local_files_only,
-        )
         model = PeftModel.from_pretrained(model, source.name)
         own_tokenizer = (source.name / "tokenizer_config.json").is_file()
-        tokenizer_source = source if own_tokenizer else base_source
-        identity = {"model": str(source.name), "adapter": True, "base": str(base_source.name)}
+        tokenizer_source = source if own_tokenizer else weights
+        identity = {"model": str(source.name), "adapter": True, "base": str(weights.name)}
     else:
-        model = AutoModelForCausalLM.from_pretrained(
-            source.name,
-            dtype=torch_dtype,
-            use_safetensors=True,
-            trust_remote_code=trust_remote_code,
-            local_files_only=source.local_files_only,
-        )
         tokenizer_source = source
         identity = {"model": str(source.name), "adapter": False}
     tokenizer = AutoTokenizer.from_pretrained(
@@ -126,9 +126,7 @@ class HFModel:
     def generate(self, prompts: Sequence[str], options: GenerationOptions) -> list[str]:
         """Left-padded batches through `model.generate`; the decoded new tokens, cut at a stop string."""
         tokenizer, device = self.tokenizer, next(self.module.parameters()).device
-        pad_id = tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = tokenizer.eos_token_id
+        pad_id = _pad_id(tokenizer)
         sampling = (
             {"do_sample": False}
             if options.greedy
