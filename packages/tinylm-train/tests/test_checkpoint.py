@@ -8,7 +8,6 @@ from tinylm_train.checkpoint import (
     CheckpointError,
     checkpoint_problems,
     find_resume_point,
-    latest_complete_checkpoint,
     load_data_state,
     mark_complete,
     remove_checkpoint,
@@ -36,13 +35,14 @@ def test_a_checkpoint_without_a_marker_or_a_rank_is_skipped(tmp_path):
     _checkpoint(tmp_path, 10, ranks=(0, 1), world_size=2)
     _checkpoint(tmp_path, 20, ranks=(0, 1), mark=False)  # killed before the marker
     _checkpoint(tmp_path, 30, ranks=(0,), mark=False)  # rank 1 was killed first
-    assert latest_complete_checkpoint(tmp_path, world_size=2) == tmp_path / "checkpoint-10"
+    point = find_resume_point(tmp_path, rank=1, world_size=2)
+    assert point.checkpoint == tmp_path / "checkpoint-10"
+    assert [c.name for c, _ in point.skipped] == ["checkpoint-30", "checkpoint-20"]
     assert checkpoint_problems(tmp_path / "checkpoint-30", world_size=2) == [
         "missing the data position (data-rank1.json)",
         f"no completion marker ({MARKER}): the save did not finish",
     ]
-    assert load_data_state(tmp_path / "checkpoint-10", 1) == {"index": 101}
-    assert latest_complete_checkpoint(tmp_path / "missing", world_size=1) is None
+    assert point.data_state == load_data_state(tmp_path / "checkpoint-10", 1) == {"index": 101}
 
 
 def test_the_marker_is_refused_before_every_rank_has_written(tmp_path):
@@ -118,7 +118,8 @@ def test_a_removal_killed_midway_leaves_a_checkpoint_that_is_not_whole(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         remove_checkpoint(checkpoint)
     assert not (checkpoint / MARKER).exists()  # the marker went first
-    assert latest_complete_checkpoint(tmp_path, world_size=1) == tmp_path / "checkpoint-5"
+    point = find_resume_point(tmp_path, rank=0, world_size=1)
+    assert point.checkpoint == tmp_path / "checkpoint-5"
 
 
 def test_records_after_the_checkpoint_are_dropped(tmp_path):

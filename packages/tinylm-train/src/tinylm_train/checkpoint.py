@@ -129,14 +129,6 @@ def rotate_checkpoints(output_dir: Path, *, keep: int) -> list[Path]:
     return removed
 
 
-def latest_complete_checkpoint(output_dir: Path, world_size: int) -> Path | None:
-    """The highest whole checkpoint-N in output_dir (None when there is none)."""
-    for checkpoint in list_checkpoints(output_dir):
-        if not checkpoint_problems(checkpoint, world_size=world_size):
-            return checkpoint
-    return None
-
-
 def truncate_jsonl(path: Path, last_step: int) -> None:
     """Drop records with step > last_step (written after the checkpoint a run resumes from)."""
     if not path.is_file():

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+Loss = Callable[..., torch.Tensor]
+"""(logits, labels, *, num_items_in_batch) -> the loss, e.g. causal_lm_loss."""
 
 
 def causal_lm_loss(

@@ -135,8 +135,9 @@ def read_metrics(path: Path) -> list[dict]:
 
 def plot_losses(metrics_path: Path, png: Path) -> None:
     """The loss curve of a metrics.jsonl as a PNG; nothing when there are no records."""
-    rows = [r for r in read_metrics(metrics_path) if "loss" in r]
-    validation = [r for r in read_metrics(metrics_path) if "val_loss" in r]
+    records = read_metrics(metrics_path)
+    rows = [r for r in records if "loss" in r]
+    validation = [r for r in records if "val_loss" in r]
     if not rows:
         return
     import matplotlib

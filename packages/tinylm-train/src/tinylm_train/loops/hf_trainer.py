@@ -24,13 +24,11 @@ from tinylm_train.config import RunConfig
 from tinylm_train.console import TrainingProgress
 from tinylm_train.data import BlockDataset
 from tinylm_train.distributed import barrier, configure_cpu_deepspeed_state, launched_world_size
+from tinylm_train.loss import Loss
 from tinylm_train.metrics import MetricsWriter
 from tinylm_train.validation import ValidationSet, validation_loss
 
 log = logging.getLogger(__name__)
-
-Loss = Callable[..., torch.Tensor]
-"""(logits, labels, *, num_items_in_batch) -> the loss, e.g. tinylm_train.loss.causal_lm_loss."""
 
 
 def use_bf16(setting: bool | str, device: str) -> bool:
