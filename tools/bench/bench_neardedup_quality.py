@@ -208,8 +208,15 @@ def main() -> None:
     parser.add_argument("--no-spark", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if not (args.data / "dolma_samples").is_dir():
+        raise SystemExit(f"corpora not found: no dolma_samples folder under {args.data} (--data)")
     rng = random.Random(args.seed)
     english, chinese = load_texts(args.data, args.docs, rng)
+    if not english or not chinese:
+        raise SystemExit(
+            f"{args.data} gave {len(english)} English and {len(chinese)} Chinese documents; "
+            "the bench needs both (dolma_samples/*.gz, zhwiki_sample or cluecorpussmall_sample)"
+        )
     docs, pairs = plant(english, chinese, rng)
     sets = [shingles(t, lang) for t, lang in docs]
     positives, negatives, excluded, zh_copies = [], [], 0, []

@@ -99,7 +99,7 @@ def exact_duplicates(key_arrays: list[np.ndarray], groups: list[int]) -> dict[in
     """
     if not key_arrays:
         return {}
-    keys = np.concatenate(key_arrays) if key_arrays else np.empty((0, 2), np.uint64)
+    keys = np.concatenate(key_arrays)
     group = np.concatenate(
         [np.full(len(k), g, dtype=np.int64) for k, g in zip(key_arrays, groups, strict=True)]
     )
@@ -282,16 +282,14 @@ class Assembly:
             ).tolist()
             doc_ids = record.column("doc_id").to_pylist()
             lines = record.column("line").to_pylist()
-            token_lists = [
-                _list_values(record.column(name)) for name in ["tokens", *self.token_columns]
-            ]
+            flat, offsets = _list_values(record.column("tokens"))
+            extra = [(name, *_list_values(record.column(name))) for name in self.token_columns]
             rows = []
             for i, (ordinal, doc_id, line) in enumerate(zip(ordinals, doc_ids, lines, strict=True)):
                 if ordinal in referenced:
                     ids[ordinal] = doc_id
-                flat, offsets = token_lists[0]
                 row = Row(doc_id, line, tokens=flat[offsets[i] : offsets[i + 1]], ordinal=ordinal)
-                for name, (values, offs) in zip(self.token_columns, token_lists[1:], strict=True):
+                for name, values, offs in extra:
                     row.token_columns[name] = values[offs[i] : offs[i + 1]]
                 rows.append(row)
             yield Batch(task.source_index, task.source, task.display_path, rows)

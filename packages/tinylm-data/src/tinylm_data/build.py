@@ -120,7 +120,8 @@ def run_build(
     token_columns = declared_token_columns(extra_steps)
     progress.stage("load tokenizer, hash inputs", None)
     tokenizer = LoadedTokenizer(config.tokenizer, base)  # first: a missing one fails in seconds
-    code_version = code_fingerprint() + "".join(
+    package_code = code_fingerprint()  # hashes every data-path module: once per build
+    code_version = package_code + "".join(
         f";{type(s).__module__}.{type(s).__qualname__}" for s in extra_steps
     )
     identity = stage_one_identity(
@@ -216,7 +217,7 @@ def run_build(
         "created_by": {
             "package": "tinylm-data",
             "version": __version__,
-            "code": code_fingerprint(),
+            "code": package_code,
         },
         "tokenizer": tokenizer.info.as_dict(),
         "block_size": config.block_size,
@@ -255,7 +256,7 @@ def run_build(
     write_text(dataset_dir / "LATEST", version + "\n")
     if not options.keep_work:
         shutil.rmtree(work_dir, ignore_errors=True)
-        _keep_only(stage_dir, {t.stem for t in tasks})
+        _keep_only(stage_dir, {t.key for t in tasks})
     return BuildResult(out_dir, manifest, stats, stage_one_reused=len(tasks) - len(todo))
 
 

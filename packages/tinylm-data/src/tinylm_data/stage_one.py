@@ -60,10 +60,6 @@ class Task:
     size: int
     key: str  # names its stage-1 files: see `task_key`
 
-    @property
-    def stem(self) -> str:
-        return self.key
-
 
 def stage_one_identity(
     config: BuildConfig, *, tokenizer_sha256: str, code_version: str
@@ -122,9 +118,9 @@ def kept_schema(
 
 def task_files(stage_dir: Path, task: Task) -> dict[str, Path]:
     return {
-        "kept": stage_dir / f"{task.stem}.kept.parquet",
-        "rejects": stage_dir / f"{task.stem}.rejects.parquet",
-        "summary": stage_dir / f"{task.stem}.json",
+        "kept": stage_dir / f"{task.key}.kept.parquet",
+        "rejects": stage_dir / f"{task.key}.rejects.parquet",
+        "summary": stage_dir / f"{task.key}.json",
     }
 
 
@@ -222,7 +218,6 @@ class TaskRunner:
         batch_size: int,
         strict: bool,
         reader: Callable[..., Iterator[Document | Rejection]],
-        on_documents: Callable[[int], None] = lambda n: None,
     ) -> None:
         self.config = config
         self.setup = setup
@@ -231,7 +226,6 @@ class TaskRunner:
         self.batch_size = batch_size
         self.strict = strict
         self.reader = reader
-        self.on_documents = on_documents
         self._pool = None
 
     def __enter__(self) -> TaskRunner:
@@ -346,7 +340,6 @@ class TaskRunner:
         counts["changes"].update(result.changes)
         counts["seconds"].update(result.seconds)
         counts["chars_in"] += result.chars_in
-        self.on_documents(len(result.kept) + len(rejections))
         if not result.kept:
             return
         kept = result.kept
