@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 
@@ -60,7 +59,3 @@ def check_row(
             raise ShardError(
                 f"{where}: column {name!r} has {len(values)} values, input_ids has {block_size}"
             )
-
-
-def row_label(path: Path, row: int) -> str:
-    return f"{path} row {row}"

@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import ShardError
 from .files import atomic_path
-from .formats import FORMATS, PACKED_BLOCKS, ShardFormat, format_named
+from .formats import FORMATS, PACKED_BLOCKS, ShardFormat
 
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
@@ -36,8 +36,6 @@ class Manifest:
     raw: dict
     splits: Mapping[str, tuple[dict, ...]] = dataclasses.field(default_factory=dict)
     """The shards of each held-out split (`"validation"`), never part of `shards`."""
-    split_name: str = "train"
-    """Which split `shards` are: "train" for the manifest itself, else the name given to `split`."""
 
     @property
     def tokenizer_dir(self) -> Path:
@@ -55,7 +53,7 @@ class Manifest:
                 f"{self.root / MANIFEST} has no {name!r} split (held-out splits: {have}); "
                 "the dataset was built without one"
             )
-        return dataclasses.replace(self, shards=self.splits[name], splits={}, split_name=name)
+        return dataclasses.replace(self, shards=self.splits[name], splits={})
 
 
 def resolve_version_dir(data: str | Path) -> Path:
@@ -111,14 +109,14 @@ def parse_manifest(
     if not isinstance(raw, dict):
         raise ShardError(f"{where}: expected a JSON object, found {type(raw).__name__}")
     name = raw.get("format")
-    if name not in {f.name for f in formats}:
+    shard_format = next((f for f in formats if f.name == name), None)
+    if shard_format is None:
         readable = [f.name for f in formats]
         if name in (None, ""):
             raise ShardError(f"{where} lacks the field 'format'; this reader reads {readable}")
         if name not in FORMATS:
             raise ShardError(f"{where} has unknown format {name!r}; known: {sorted(FORMATS)}")
         raise ShardError(f"{where} has format {name!r}; this reader reads {readable} only")
-    shard_format = format_named(name)
     schema = raw.get("schema_version")
     if schema != shard_format.schema_version:
         raise ShardError(

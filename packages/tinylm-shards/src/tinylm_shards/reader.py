@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .arrow import list_parts
-from .block import Block, check_row, row_label
+from .block import Block, check_row
 from .errors import ShardError
 from .formats import PACKED_BLOCKS, ShardFormat
 from .manifest import Manifest, load_manifest
@@ -69,7 +69,7 @@ class ShardFile:
         offsets = _row_of(g["doc_offsets"], local).astype(np.int64)
         num_tokens = int(g["num_tokens"][local])
         extras = {name: _row_of(g[name], local) for name in self.token_columns}
-        check_row(row_label(self.path, index), ids, offsets, num_tokens, self.block_size, extras)
+        check_row(f"{self.path} row {index}", ids, offsets, num_tokens, self.block_size, extras)
         return Block(
             input_ids=ids,
             doc_offsets=offsets,

@@ -14,7 +14,7 @@ from .arrow import list_array
 from .block import check_row
 from .errors import ShardError
 from .files import atomic_path, sha256_file
-from .formats import PACKED_BLOCKS, ShardFormat
+from .formats import PACKED_BLOCKS
 
 # Fixed so the same blocks always give the same bytes.
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
@@ -36,7 +36,7 @@ class ShardWriter:
 
     `token_columns` declares extra per-token columns (name -> Arrow value type, e.g.
     {"loss_mask": pa.int8()}); every block then carries each of them in its `token_columns`
-    mapping, as long as its input_ids. Without them the files are exactly the format's schema.
+    mapping, as long as its input_ids. Without them the files are exactly the packed-blocks schema.
     `before_write` is called before each file is written (a fault-injection hook).
     """
 
@@ -46,13 +46,10 @@ class ShardWriter:
         *,
         rows_per_shard: int,
         root: Path | None = None,
-        format: ShardFormat = PACKED_BLOCKS,
         token_columns: Mapping[str, pa.DataType] | None = None,
         row_group_size: int = ROW_GROUP_SIZE,
         before_write: Callable[[], None] | None = None,
     ) -> None:
-        if format is not PACKED_BLOCKS:
-            raise ShardError(f"this writer writes {PACKED_BLOCKS.name} only, not {format.name}")
         if rows_per_shard < 1:
             raise ValueError(f"rows_per_shard must be at least 1, got {rows_per_shard}")
         self.directory = Path(directory)
@@ -60,11 +57,11 @@ class ShardWriter:
         self.rows_per_shard = rows_per_shard
         self.row_group_size = row_group_size
         self.token_columns = dict(token_columns or {})
-        taken = set(format.schema.names) & set(self.token_columns)
+        taken = set(PACKED_BLOCKS.schema.names) & set(self.token_columns)
         if taken:
             raise ValueError(f"extra token columns {sorted(taken)} clash with the format's columns")
         self.schema = pa.schema(
-            [*format.schema, *((n, pa.list_(t)) for n, t in self.token_columns.items())]
+            [*PACKED_BLOCKS.schema, *((n, pa.list_(t)) for n, t in self.token_columns.items())]
         )
         self.before_write = before_write
         self.block_size: int | None = None
@@ -114,10 +111,11 @@ class ShardWriter:
         doc_ids = [b.doc_ids for b in blocks]
         id_offsets = np.zeros(len(blocks) + 1, dtype=np.int32)
         np.cumsum([len(ids) for ids in doc_ids], out=id_offsets[1:])
+        num_tokens = [int(b.doc_offsets[-1]) for b in blocks]
         columns = {
             "input_ids": list_array([b.input_ids for b in blocks], pa.int32()),
             "doc_offsets": list_array([b.doc_offsets for b in blocks], pa.int32()),
-            "num_tokens": pa.array([int(b.doc_offsets[-1]) for b in blocks], pa.int32()),
+            "num_tokens": pa.array(num_tokens, pa.int32()),
             "doc_ids": pa.ListArray.from_arrays(
                 pa.array(id_offsets), pa.array([i for ids in doc_ids for i in ids], pa.string())
             ),
@@ -137,6 +135,6 @@ class ShardWriter:
                 "rows": len(blocks),
                 "bytes": path.stat().st_size,
                 "sha256": sha256_file(path),
-                "tokens": int(sum(int(b.doc_offsets[-1]) for b in blocks)),
+                "tokens": sum(num_tokens),
             }
         )
