@@ -89,6 +89,64 @@ def pretrain(
 
 
 @app.command()
+def dpo(
+    config: Annotated[str, typer.Option(help="YAML run config file with a dpo section.")],
+    override: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="section.key=value override (YAML value), repeatable."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the newest whole checkpoint in output_dir.")
+    ] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Preference-tune an HF model (model.init_from) on preference-pair shards with DPO."""
+    from rich.logging import RichHandler
+
+    from tinylm_train.config import ConfigError, load_config
+
+    try:
+        run_config = load_config(config, override)
+        from tinylm_train.recipes.dpo import dpo_settings
+
+        dpo_settings(run_config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    from tinylm_train.distributed import declare_cpu_accelerator
+
+    declare_cpu_accelerator()
+    from transformers.utils import logging as hf_logging
+
+    from tinylm_train.recipes.dpo import SUMMARY, run_dpo
+
+    logging.basicConfig(
+        level=logging.INFO, handlers=[RichHandler(show_path=debug)], format="%(message)s"
+    )
+    hf_logging.disable_progress_bar()
+    try:
+        final = run_dpo(run_config, resume=resume)
+    except (KeyboardInterrupt, typer.Exit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - one line per failure; --debug shows it whole
+        _fail(exc, debug=debug)
+    summary_path = Path(run_config.output_dir) / SUMMARY
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        line = f"DPO {summary['steps']} steps in {summary['train_seconds']:.1f} s, loss"
+        line += f" {summary['final_loss']:.4f}, reward accuracy"
+        line += f" {summary['final_rewards/accuracies']:.2f}"
+        if summary.get("final_val_rewards/accuracies") is not None:
+            line += f", held-out accuracy {summary['final_val_rewards/accuracies']:.2f}"
+            line += f" (margin {summary['final_val_rewards/margins']:.3f})"
+        typer.echo(line)
+        typer.echo(f"model: {final}\nsummary: {summary_path}")
+    else:
+        typer.echo(f"exported {final}")
+
+
+@app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint-N directory.")],
     data: Annotated[Path, typer.Option(help="The shard dataset (for its tokenizer).")],

@@ -63,6 +63,18 @@ class ModelSection(_Section):
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass to save memory."
     )
+    init_from: str | None = Field(
+        None,
+        description="An HF model directory (config.json, weights, tokenizer) to start from "
+        "instead of a fresh model; `tinylm-train dpo` requires it.",
+    )
+
+    @field_validator("init_from")
+    @classmethod
+    def _model_dir(cls, value: str | None) -> str | None:
+        if value is not None and not (Path(value) / "config.json").is_file():
+            raise ValueError(f"{value!r} is not an HF model directory (no config.json)")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -185,6 +197,55 @@ class ParallelismSection(_Section):
         return self.deepspeed
 
 
+class LoraSection(_Section):
+    """LoRA adapters (peft) on the attention and MLP projections; the rest stays frozen."""
+
+    r: int = Field(8, gt=0, description="Adapter rank.")
+    alpha: float = Field(16.0, gt=0, description="Scale numerator: updates are scaled alpha/r.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input.")
+    target_modules: list[str] = Field(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+        description="Module names that get adapters.",
+    )
+
+
+class DPOSection(_Section):
+    """Direct preference optimisation (`tinylm-train dpo`) on tinylm-preference-pairs shards."""
+
+    beta: float = Field(0.1, gt=0, description="KL strength: rewards are beta * log-ratios.")
+    loss_type: Literal["sigmoid", "ipo"] = Field(
+        "sigmoid", description="sigmoid (DPO, with label_smoothing: cDPO) or ipo."
+    )
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=0.5, description="cDPO: the share of pairs assumed mislabelled (sigmoid)."
+    )
+    length_normalised: bool = Field(
+        False,
+        description="Sequence log-probs as the mean over answer tokens instead of the sum.",
+    )
+    nll_weight: float = Field(
+        0.0, ge=0, description="Weight of the chosen answers' NLL added to the loss (RPO)."
+    )
+    reference: Literal["cached", "live"] = Field(
+        "cached",
+        description="cached: the reference log-probs computed once before training and kept "
+        "with the run (no second model in memory); live: a frozen reference forward per step.",
+    )
+    lora: LoraSection | None = Field(
+        None, description="Train LoRA adapters; the reference is the adapter-disabled base."
+    )
+    eval_batch_size: int = Field(
+        8, gt=0, description="Pairs per forward for the reference cache and held-out accuracy."
+    )
+
+    @model_validator(mode="after")
+    def _smoothing_is_sigmoid(self) -> DPOSection:
+        if self.label_smoothing and self.loss_type != "sigmoid":
+            raise ValueError("label_smoothing applies to loss_type sigmoid only")
+        return self
+
+
 class RunConfig(_Section):
     """One training run."""
 
@@ -204,6 +265,7 @@ class RunConfig(_Section):
     parallelism: ParallelismSection = Field(
         default_factory=ParallelismSection, description=ParallelismSection.__doc__
     )
+    dpo: DPOSection | None = Field(None, description=DPOSection.__doc__)
 
 
 def shipped_configs() -> list[str]:

@@ -90,11 +90,23 @@ class MetricsWriter:
         """Start timing the first interval (call when the first step begins)."""
         self.last = self.started = self.clock()
 
-    def log(self, step: int, loss: float, *, lr: float | None, grad_norm: float | None) -> dict:
+    def log(
+        self,
+        step: int,
+        loss: float,
+        *,
+        lr: float | None,
+        grad_norm: float | None,
+        tokens: int | None = None,
+        extra: dict | None = None,
+    ) -> dict:
+        """One step's record; `tokens` (this device's tokens since the last record) replaces
+        the fixed tokens_per_step for variable-length batches; `extra` is merged in."""
         now = self.clock()
         seconds = (now - self.last) / self.logging_steps
         self.last = now
-        tps = self.tokens_per_step * self.world_size / seconds
+        per_step = self.tokens_per_step if tokens is None else tokens / self.logging_steps
+        tps = per_step * self.world_size / seconds
         mfu = None
         if self.peak_flops is not None:
             mfu = tps * self.flops_per_token / (self.peak_flops * self.world_size)
@@ -105,14 +117,17 @@ class MetricsWriter:
             "grad_norm": grad_norm,
             "tokens_per_s": tps,
             "mfu": mfu,
+            **(extra or {}),
         }
         self.steps += self.logging_steps
         self.last_record = record
         self._append(record)
         return record
 
-    def log_validation(self, step: int, loss: float, *, tokens: int) -> dict:
-        record = {"step": step, "val_loss": loss, "val_tokens": tokens}
+    def log_validation(
+        self, step: int, loss: float, *, tokens: int, extra: dict | None = None
+    ) -> dict:
+        record = {"step": step, "val_loss": loss, "val_tokens": tokens, **(extra or {})}
         self._append(record)
         return record
 

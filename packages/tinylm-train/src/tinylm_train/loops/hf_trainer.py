@@ -106,11 +106,22 @@ class BlockTrainer(Trainer):
             num_workers=0,
         )
 
+    def record_extras(self, logs: dict[str, float]) -> tuple[dict, int | None]:
+        """What a recipe adds to each metrics record, and this device's tokens since the last
+        one (None: the fixed tokens per step); the block recipes add nothing."""
+        return {}, None
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         step = self.state.global_step
+        extra, tokens = self.record_extras(logs)
         if self.metrics is not None and "loss" in logs:
             record = self.metrics.log(
-                step, logs["loss"], lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm")
+                step,
+                logs["loss"],
+                lr=logs.get("learning_rate"),
+                grad_norm=logs.get("grad_norm"),
+                tokens=tokens,
+                extra=extra,
             )
             logs["tokens_per_s"] = record["tokens_per_s"]
             if record["mfu"] is not None:
@@ -119,7 +130,7 @@ class BlockTrainer(Trainer):
                 self.progress.record(record)
         if self.metrics is not None and "eval_loss" in logs:
             record = self.metrics.log_validation(
-                step, logs["eval_loss"], tokens=int(logs["eval_tokens"])
+                step, logs["eval_loss"], tokens=int(logs["eval_tokens"]), extra=extra
             )
             if self.progress is not None:
                 self.progress.validation(record)
@@ -232,16 +243,20 @@ class HFTrainerLoop:
         self,
         model: torch.nn.Module,
         *,
-        dataset: BlockDataset,
+        dataset: BlockDataset | torch.utils.data.IterableDataset,
         collator: Callable,
-        loss: Loss,
+        loss: Loss | None,
         metrics: MetricsWriter | None,
         progress: TrainingProgress | None = None,
         validation: ValidationSet | None = None,
         validation_collator: Callable | None = None,
         resume: ResumePoint | None = None,
+        trainer_class: type[BlockTrainer] | None = None,
     ) -> None:
-        """Train; `validation_collator` batches validation blocks (no block log)."""
+        """Train; `validation_collator` batches validation blocks (no block log).
+
+        `trainer_class` is a BlockTrainer subclass whose own compute_loss replaces `loss` (None).
+        """
         callbacks: list[TrainerCallback] = [
             CheckpointCallback(
                 self.output_dir,
@@ -253,13 +268,13 @@ class HFTrainerLoop:
         ]
         if metrics is not None:
             callbacks.insert(0, ConsoleCallback(metrics, progress))
-        self.trainer = BlockTrainer(
+        self.trainer = (trainer_class or BlockTrainer)(
             model=model,
             args=self.args,
             train_dataset=dataset,
             eval_dataset=validation,
             data_collator=collator,
-            compute_loss_func=LogitsLoss(loss),
+            compute_loss_func=LogitsLoss(loss) if loss is not None else None,
             callbacks=callbacks,
         )
         self.trainer.remove_callback(PrinterCallback)
