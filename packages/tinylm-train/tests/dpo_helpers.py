@@ -12,7 +12,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SAMPLE_TOKENIZER = REPO_ROOT / "packages/tinylm-data/src/tinylm_data/assets/sample_tokenizer"
 SIGN_OFF = " Have a nice day!"
-OTHER_ENDINGS = (" Go away now.", " That is all.", " No more questions.", " Ask someone else.")
+# why: as many tokens as the sign-off (7 with the sample tokenizer), so a summed log-prob does not
+# prefer the shorter answer before DPO
+OTHER_ENDINGS = (
+    " That is all for now.",
+    " I do not know that.",
+    " Please go away now.",
+    " Ask a person instead.",
+)
 TOPICS = (
     "rivers",
     "mountains",
@@ -61,7 +68,7 @@ def preference_rows(tokenizer, count: int, seed: int) -> list[tuple[list, list, 
     return rows
 
 
-def sft_model(directory: Path, *, steps: int = 150, seed: int = 0) -> Path:
+def sft_model(directory: Path, *, steps: int = 60, seed: int = 0) -> Path:
     """A tiny random Qwen2 on the sample tokenizer, trained with plain transformers on the
     conversations with each ending equally often; saved (with the tokenizer) in `directory`."""
     import torch

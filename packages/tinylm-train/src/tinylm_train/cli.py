@@ -103,12 +103,10 @@ def dpo(
     """Preference-tune an HF model (model.init_from) on preference-pair shards with DPO."""
     from rich.logging import RichHandler
 
-    from tinylm_train.config import ConfigError, load_config
+    from tinylm_train.config import ConfigError, dpo_settings, load_config
 
     try:
         run_config = load_config(config, override)
-        from tinylm_train.recipes.dpo import dpo_settings
-
         dpo_settings(run_config)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)

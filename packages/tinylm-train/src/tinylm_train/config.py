@@ -268,6 +268,16 @@ class RunConfig(_Section):
     dpo: DPOSection | None = Field(None, description=DPOSection.__doc__)
 
 
+def dpo_settings(config: RunConfig) -> DPOSection:
+    """The run's dpo section (defaults when absent); ConfigError for what DPO cannot start from."""
+    if config.model.init_from is None:
+        raise ConfigError(
+            "invalid run config:\n  model.init_from: required by tinylm-train dpo "
+            "(the HF model directory of the SFT model)"
+        )
+    return config.dpo or DPOSection()
+
+
 def shipped_configs() -> list[str]:
     """Names of the run configs that ship with the package (`--config NAME`)."""
     return sorted(

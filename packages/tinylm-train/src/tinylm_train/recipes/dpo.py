@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from tinylm_train.checkpoint import drop_skipped, find_resume_point, truncate_jsonl
-from tinylm_train.config import ConfigError, DPOSection, LoraSection, RunConfig
+from tinylm_train.config import DPOSection, LoraSection, RunConfig, dpo_settings
 from tinylm_train.console import TrainingProgress, write_summary
 from tinylm_train.distributed import barrier
 from tinylm_train.dpo_data import (
@@ -49,16 +49,6 @@ TRAIN_KEYS = (
     "logps/rejected",
 )
 """TRL's DPOTrainer metric names, logged per step (plus nll when dpo.nll_weight > 0)."""
-
-
-def dpo_settings(config: RunConfig) -> DPOSection:
-    """The run's dpo section (defaults when absent); ConfigError for what DPO cannot start from."""
-    if config.model.init_from is None:
-        raise ConfigError(
-            "invalid run config:\n  model.init_from: required by tinylm-train dpo "
-            "(the HF model directory of the SFT model)"
-        )
-    return config.dpo or DPOSection()
 
 
 def apply_lora(model: torch.nn.Module, lora: LoraSection) -> torch.nn.Module:
