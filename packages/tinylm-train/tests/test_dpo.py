@@ -12,7 +12,7 @@ import yaml
 from dpo_helpers import SAMPLE_TOKENIZER, SIGN_OFF, preference_rows, sft_model
 from typer.testing import CliRunner
 
-from tinylm_shards import PairReader, load_manifest
+from tinylm_shards import PREFERENCE_PAIRS, PairReader, load_manifest
 from tinylm_shards.testing import write_preference_dataset
 from tinylm_train.cli import app
 
@@ -67,7 +67,7 @@ def _reference_free_accuracy(model_dir, root):
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     held = PairReader(
-        load_manifest(root / "data" / "prefs", formats=[_pairs()]).split("validation")
+        load_manifest(root / "data" / "prefs", formats=[PREFERENCE_PAIRS]).split("validation")
     )
     logps = pair_logps(
         model,
@@ -81,12 +81,6 @@ def _reference_free_accuracy(model_dir, root):
     return float((logps[:, 0] > logps[:, 1]).mean())
 
 
-def _pairs():
-    from tinylm_shards import PREFERENCE_PAIRS
-
-    return PREFERENCE_PAIRS
-
-
 def _signs_off(model_dir, tokenizer, root):
     """Share of held-out prompts + answer bodies whose greedy continuation is the sign-off."""
     import torch
@@ -94,7 +88,7 @@ def _signs_off(model_dir, tokenizer, root):
 
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     held = PairReader(
-        load_manifest(root / "data" / "prefs", formats=[_pairs()]).split("validation")
+        load_manifest(root / "data" / "prefs", formats=[PREFERENCE_PAIRS]).split("validation")
     )
     sign_off = tokenizer(SIGN_OFF).input_ids
     hits = 0

@@ -419,3 +419,60 @@ def ppl(
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2))
+
+
+@app.command()
+@_reported
+def pref(
+    model: ModelOpt,
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data", help="a tinylm-preference-pairs dataset (OUT/<name> or its version)"
+        ),
+    ],
+    reference: Annotated[
+        str | None,
+        typer.Option(help="reference model directory (DPO's); absent: reference-free rewards"),
+    ] = None,
+    base: BaseOpt = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="train or a held-out split (default: validation when the dataset has it)"
+        ),
+    ] = None,
+    beta: Annotated[float, typer.Option(help="reward scale: margins are beta * log-ratios")] = 0.1,
+    batch_size: BatchSizeOpt = 8,
+    max_pairs: Annotated[int | None, typer.Option(help="score the first N pairs only")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the result JSON here")] = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Preference accuracy (share of pairs whose chosen answer has the higher implicit reward)
+    and mean reward margin of a model, optionally against a reference model."""
+    _setup_logging()
+    from tinylm_eval.preference import PreferenceConfig, preference_scores, select_pairs
+
+    config = PreferenceConfig(
+        data=data, split=split, beta=beta, batch_size=batch_size, max_pairs=max_pairs
+    )
+    pairs = select_pairs(config)  # why: a data mistake shows before a model loads
+    lm = _load(model, base, False, device, dtype)
+    ref = _load(reference, None, False, device, dtype) if reference else None
+    result = _run_with_bar(
+        f"pref {pairs[1]}",
+        lambda progress, total: (
+            total(2 * min(len(pairs[0]), max_pairs or len(pairs[0])) * (2 if ref else 1)),
+            preference_scores(lm, config, reference=ref, progress=progress, pairs=pairs),
+        )[1],
+    )
+    against = f" against {reference}" if reference else " (reference-free)"
+    console.print(
+        f"preference accuracy {result['accuracy']:.2%}, mean margin {result['mean_margin']:.4f}"
+        f" over {result['pairs']} {result['split']} pairs{against}"
+    )
+    target = out or Path("eval-results") / f"pref-{result['split']}-{Path(model).name}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(result, indent=2))
+    console.print(f"→ {target}")
