@@ -137,7 +137,7 @@ def test_report_to_accepts_only_known_targets(run_yaml):
 
 
 def test_an_unknown_config_name_lists_the_shipped_ones():
-    shipped = "debug, sample-cpu, tinylm-0.5b-6x24gb, tinylm-0.5b-8xh100"
+    shipped = "debug, dpo-sample-cpu, sample-cpu, tinylm-0.5b-6x24gb, tinylm-0.5b-8xh100"
     with pytest.raises(ConfigError, match=rf"nope is neither a file.*shipped: {shipped}"):
         load_config("nope")
 
