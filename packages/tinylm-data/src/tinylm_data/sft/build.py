@@ -98,7 +98,11 @@ class ChatTokenizer:
             self.backend.add_special_tokens(
                 [AddedToken(t, special=True, normalized=False) for t in self.added]
             )
-        self.sha256 = hashlib.sha256(self.backend.to_str().encode()).hexdigest()
+        self.sha256 = (
+            hashlib.sha256(self.backend.to_str().encode()).hexdigest()
+            if self.added
+            else self.loaded.info.sha256
+        )
         self.info = dataclasses.replace(
             self.loaded.info,
             sha256=self.sha256,
