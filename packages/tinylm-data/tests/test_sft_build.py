@@ -209,3 +209,37 @@ def test_config_mistakes_exit_2_naming_the_key(tmp_path, args, message):
     result = _cli("sft", "build", "--source", "sample", "--out", str(tmp_path), *args)
     assert result.exit_code == 2 and message in result.output, result.output
     assert not any(tmp_path.iterdir()), "nothing is written"
+
+
+def test_held_out_share_and_cap_per_source(tmp_path):
+    from tinylm_data.mixture import validation_coin
+    from tinylm_data.sft.build import _hold_out, _Kept
+    from tinylm_data.sft.conversation import Conversation
+
+    config, _ = _tiny(tmp_path)
+    source = config.sources[0].model_copy(update={"heldout_share": 0.5, "heldout_max": 3})
+    config = config.model_copy(update={"sources": [source]})
+    kept = [_Kept(Conversation(f"qa/{k}", "qa", [("q", "a")]), 0) for k in range(200)]
+    _hold_out(config, kept)
+    held = [k.conversation.id for k in kept if k.validation]
+    lowest = sorted((validation_coin(f"qa/{k}", 0), f"qa/{k}") for k in range(200))[:3]
+    assert sorted(held) == sorted(i for _, i in lowest)
+    uncapped = config.model_copy(
+        update={"sources": [source.model_copy(update={"heldout_max": 10_000})]}
+    )
+    kept = [_Kept(Conversation(f"qa/{k}", "qa", [("q", "a")]), 0) for k in range(2000)]
+    _hold_out(uncapped, kept)
+    assert abs(sum(k.validation for k in kept) / 2000 - 0.5) < 0.05
+
+
+def test_one_sample_per_row_packer():
+    from tinylm_data.pack import make_packer
+
+    packer = make_packer("none", 8, 0, token_columns={"loss_mask": "int8"})
+    tokens = np.arange(1, 6, dtype=np.int32)
+    (block,) = packer.add("a", tokens, {"loss_mask": np.ones(5, dtype=np.int8)})
+    assert block.input_ids.tolist() == [1, 2, 3, 4, 5, 0, 0, 0]
+    assert block.token_columns["loss_mask"].tolist() == [1] * 5 + [0] * 3
+    assert block.doc_offsets.tolist() == [0, 5] and list(packer.finish()) == []
+    with pytest.raises(ValueError, match="more than a row of 8"):
+        list(packer.add("b", np.arange(9, dtype=np.int32), {"loss_mask": np.ones(9, np.int8)}))
