@@ -253,3 +253,19 @@ def test_one_sample_per_row_packer():
     assert block.doc_offsets.tolist() == [0, 5] and list(packer.finish()) == []
     with pytest.raises(ValueError, match="more than a row of 8"):
         list(packer.add("b", np.arange(9, dtype=np.int32), {"loss_mask": np.ones(9, np.int8)}))
+
+
+def test_cleaning_default_system_prompt_and_turns_left_empty():
+    from tinylm_data.clean import Cleaner
+    from tinylm_data.sft.build import _clean
+    from tinylm_data.sft.conversation import Conversation
+
+    cleaner = Cleaner(["unicode"])
+    conversation = Conversation("s/1", "s", [("Ｈｉ\u200b", "  ok  ")])
+    cleaned, changes = _clean(conversation, cleaner, "Be kind.")
+    assert cleaned.system == "Be kind." and cleaned.turns == [("Hi", "ok")]
+    assert changes["unicode"] == 1
+    own = Conversation("s/2", "s", [("a", "b")], system="Mine.")
+    assert _clean(own, cleaner, "Be kind.")[0].system == "Mine."
+    empty, _ = _clean(Conversation("s/3", "s", [("\u200b\u200b", "b")]), cleaner, None)
+    assert empty is None
