@@ -33,6 +33,8 @@ _LAZY = {
     "load_manifest": "inspect_dataset",
     "verify_shards": "inspect_dataset",
     "sample_dir": "sample",
+    "SftConfig": "sft",
+    "run_sft_build": "sft",
 }
 
 __all__ = ["Document", "Rejection", "__version__", *_LAZY]

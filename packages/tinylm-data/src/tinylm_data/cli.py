@@ -24,6 +24,9 @@ def _mount_optional_apps() -> None:
     from .cli_download import download_app
 
     app.add_typer(download_app, name="download", help="Fetch corpora into a local cache.")
+    from .cli_sft import sft_app
+
+    app.add_typer(sft_app, name="sft", help="Instruction-tuning (SFT) data.")
 
 
 _mount_optional_apps()

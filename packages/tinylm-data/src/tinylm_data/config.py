@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -136,13 +136,21 @@ class BuildConfig(_Strict):
         return value
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
 class ConfigError(ValueError):
     """A configuration that cannot be used, with a message meant for the user."""
 
 
 def parse_config(data: dict[str, Any], *, origin: str = "config") -> BuildConfig:
+    return parse_model(BuildConfig, data, origin=origin)
+
+
+def parse_model(model: type[_M], data: dict[str, Any], *, origin: str = "config") -> _M:
+    """`data` validated into `model`; every mistake reported at once by its dotted key path."""
     try:
-        return BuildConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         lines = [f"invalid {origin}:"]
         for err in exc.errors():
