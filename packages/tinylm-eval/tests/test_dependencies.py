@@ -1,4 +1,5 @@
-"""The declared dependencies are exactly the distributions src/ imports (stdlib and itself aside)."""
+"""The declared dependencies (extras included) are exactly the distributions src/ imports (stdlib and
+itself aside)."""
 
 import ast
 import sys
@@ -31,7 +32,10 @@ def _distribution_named(name: str) -> list[str]:
 
 def test_every_import_is_declared_and_every_declaration_imported():
     project = tomllib.loads((PACKAGE / "pyproject.toml").read_text())["project"]
-    declared = {Requirement(r).name.lower().replace("_", "-") for r in project["dependencies"]}
+    extras = [r for group in project.get("optional-dependencies", {}).values() for r in group]
+    declared = {
+        Requirement(r).name.lower().replace("_", "-") for r in project["dependencies"] + extras
+    }
     owners = packages_distributions()
     imported = set()
     for module in imported_modules():

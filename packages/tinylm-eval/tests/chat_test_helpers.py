@@ -1,0 +1,92 @@
+"""A tiny chat model as an SFT export looks: the embedded sample tokenizer with a chat template,
+a generation config with the template's stop rules, and a Qwen2 trained to know a few answers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+SAMPLE_TOKENIZER = (
+    Path(__file__).resolve().parents[2] / "tinylm-data/src/tinylm_data/assets/sample_tokenizer"
+)
+EOS = "<|endoftext|>"
+# The seed template: Human:\n{user}\nAssistant:\n{assistant}<eos> per turn.
+TEMPLATE = (
+    "{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{{ m['content'] }}\n"
+    "{% elif m['role'] == 'user' %}Human:\n{{ m['content'] }}\n"
+    "{% else %}Assistant:\n{{ m['content'] }}" + EOS + "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:\n{% endif %}"
+)
+STOP_STRINGS = ["\nHuman:"]
+# What the model is trained to answer (greedy), each question on its own.
+ANSWERS = {
+    "What is the capital of France?": "Paris.",
+    "How many legs does a cat have?": "A cat has four legs.",
+    "中国的首都是哪里？": "北京。",
+}
+# Trained without an end of turn: the model runs on into a stray "Human:" turn.
+RUNS_ON = ("Say hello.", "Hello there!", "\nHuman:\nagain")
+
+
+def save_chat_model(out: Path, *, context: int = 256, steps: int = 80, seed: int = 0) -> Path:
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(SAMPLE_TOKENIZER / name, out / name)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    tokenizer.chat_template = TEMPLATE
+    tokenizer.save_pretrained(out)
+    eos = tokenizer.convert_tokens_to_ids(EOS)
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=context,
+        tie_word_embeddings=True,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
+    model = Qwen2ForCausalLM(config)
+    ids, mask, labels = _training_batch(tokenizer, eos)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    model.generation_config = GenerationConfig(
+        eos_token_id=[eos], pad_token_id=eos, stop_strings=STOP_STRINGS
+    )
+    model.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def _training_batch(tokenizer, pad: int):
+    """(ids, mask, labels), each (B, T) and right-padded: labels on the answer and its end of turn
+    only, one conversation per row."""
+    import torch
+
+    pairs = [(q, a + EOS) for q, a in ANSWERS.items()] + [(RUNS_ON[0], RUNS_ON[1] + RUNS_ON[2])]
+    rows = []
+    for question, answer in pairs:
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+        )
+        context = tokenizer.encode(prompt, add_special_tokens=False)
+        target = tokenizer.encode(answer, add_special_tokens=False)
+        rows.append((context + target, [-100] * len(context) + target))
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.tensor([r + [pad] * (width - len(r)) for r, _ in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r, _ in rows])
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+    return ids, mask, labels
