@@ -1,21 +1,25 @@
-"""`tinylm-eval chat --web` for real: the command serves the page on 127.0.0.1, gradio_client
-drives it, and the streamed answer is the terminal's for the same seed."""
+"""The chat page for real: served on 127.0.0.1 by the functions `chat --web` calls, driven with
+gradio_client; its streamed answers are the terminal's for the same seed."""
 
-import os
+import importlib.util
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from tinylm_eval.cli import app
+from tinylm_eval.models import GenerationOptions
 
-pytest.importorskip("gradio", reason="the web extra (tinylm-eval[web]) is not installed")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("gradio") is None,
+    reason="the web extra (tinylm-eval[web]) is not installed",
+)
 
-SAMPLING = ["--temperature", "1.0", "--top-k", "40", "--seed", "11", "--max-new-tokens", "24"]
+SEED = 11
+SAMPLING = ["--temperature", "1.0", "--top-k", "40", "--seed", str(SEED), "--max-new-tokens", "24"]
+OPTIONS = GenerationOptions(
+    temperature=1.0, top_k=40, top_p=0.9, repetition_penalty=1.1, seed=SEED, max_new_tokens=24
+)  # the chat command's defaults, and SAMPLING
 
 
 def free_port() -> int:
@@ -26,61 +30,43 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def page(chat_model_dir):
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "tinylm-eval"),
-        "chat",
-        "--model",
-        str(chat_model_dir),
-    ]
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen(
-        [*command, "--web", "--port", str(port), "--device", "cpu", *SAMPLING],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    from tinylm_eval.chat.web import build_page, serve
+    from tinylm_eval.models.hf import HFModel
+
+    page = build_page(HFModel.load(chat_model_dir), OPTIONS)
+    url = serve(page, host="127.0.0.1", port=free_port(), block=False)
+    yield url
+    page.close()
+
+
+def terminal(model_dir, *args, input=None):
+    result = CliRunner().invoke(
+        app, ["chat", "--model", str(model_dir), "--device", "cpu", *SAMPLING, *args], input=input
     )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(600):
-            if server.poll() is not None:
-                pytest.fail(f"the chat page exited: {server.stdout.read()}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the chat page did not come up")
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    assert result.exit_code == 0, result.output
+    return result.stdout
 
 
 @pytest.mark.slow
-def test_the_page_streams_the_terminals_answer(page, chat_model_dir):
+def test_the_page_streams_the_terminals_answers(page, chat_model_dir):
     from gradio_client import Client
 
-    client = Client(page, verbose=False)
-    for question in ("What is the capital of France?", "Say hello."):
+    assert page.startswith("http://127.0.0.1:")
+    questions = ["How many legs does a cat have?", "Say hello."]
+    said = terminal(chat_model_dir, input="\n".join(questions) + "\n").splitlines()
+    answers = [line.split("model> ", 1)[1] for line in said if "model> " in line]
+    assert len(answers) == 2 and all(answers)
+
+    client = Client(page, verbose=False)  # one page session: the second question sees the first
+    streamed = []
+    for question, answer in zip(questions, answers, strict=True):
         job = client.submit(question, api_name="/chat")
         final = job.result(timeout=120)
         updates = [u for u in job.outputs() if u]
-        terminal = CliRunner().invoke(
-            app,
-            [
-                "chat",
-                "--model",
-                str(chat_model_dir),
-                "--prompt",
-                question,
-                "--device",
-                "cpu",
-                *SAMPLING,
-            ],
-        )
-        assert terminal.exit_code == 0, terminal.output
-        assert final == terminal.stdout.removesuffix("\n") and final
+        assert final == answer
         assert all(final.startswith(u) for u in updates) and updates[-1] == final
-    assert len(updates) > 1  # the answer came in pieces
+        streamed.append(len(updates))
+    assert streamed[0] > 1  # the answer came in pieces
+
+    fresh = Client(page, verbose=False).submit(questions[1], api_name="/chat")
+    assert fresh.result(timeout=120) == terminal(chat_model_dir, "--prompt", questions[1])[:-1]

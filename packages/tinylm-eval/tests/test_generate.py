@@ -107,7 +107,7 @@ def test_generate_answers_every_prompt_in_order_with_stats(chat_model_dir, tmp_p
     assert [r["id"] for r in rows] == [1, 2, 3, 4]
     assert rows[0]["output"] == ANSWERS[questions[0]] and rows[0]["reference"] == "Paris."
     assert rows[1]["output"] == ANSWERS[questions[1]]
-    assert "output" not in rows[2] and "the prompt is" in rows[2]["error"]
+    assert "output" not in rows[2] and "too long: its prompt is" in rows[2]["error"]
     assert isinstance(rows[3]["output"], str) and rows[3]["output_tokens"] <= 30
     stats = json.loads(stats_path(out).read_text())
     assert stats["prompts"] == 4 and stats["answered"] == 3 and stats["rejected"] == 1
