@@ -15,6 +15,8 @@ from tinylm_eval.cli import app
 from tinylm_eval.models import GenerationOptions
 from tinylm_eval.models.hf import HFModel
 
+pytestmark = pytest.mark.slow  # the module's model is trained first (seconds)
+
 runner = CliRunner()
 GREEDY = GenerationOptions(max_new_tokens=30)
 SAMPLED = GenerationOptions(max_new_tokens=16, temperature=1.0, top_k=40, top_p=0.95, seed=7)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 from tinylm_eval.chat.session import reply
@@ -32,6 +33,7 @@ def build_page(
 ):
     """The gradio page: each message is answered from the page's history through `reply`, the
     answer so far shown as it grows."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # why: no calls home from a page
     try:
         import gradio as gr
     except ImportError as error:
