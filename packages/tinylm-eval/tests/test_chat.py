@@ -77,6 +77,17 @@ def test_sampling_follows_the_seed_and_keeps_the_callers_random_state(model):
     assert again == answers[1]
 
 
+def test_top_k_and_the_repetition_penalty_reach_the_sampler(model):
+    question = "How many legs does a cat have?"
+    # top-k 1 leaves only the likeliest token: any temperature and seed give the greedy answer
+    for seed in (0, 1):
+        only_best = GenerationOptions(max_new_tokens=30, temperature=2.0, top_k=1, seed=seed)
+        assert ask(model, question, only_best) == ANSWERS[question]
+    # the answer repeats "cat" and "legs" from the question: a heavy penalty changes it
+    penalised = GenerationOptions(max_new_tokens=30, repetition_penalty=50.0)
+    assert ask(model, question, penalised) != ANSWERS[question]
+
+
 def test_closing_a_stream_early_ends_its_generation(model):
     prompt = model.chat_prompt([{"role": "user", "content": "Say hello."}])
     threads = threading.active_count()
