@@ -1,25 +1,22 @@
-"""The chat page for real: served on 127.0.0.1 by the functions `chat --web` calls, driven with
-gradio_client; its streamed answers are the terminal's for the same seed."""
+"""`tinylm-eval chat --web` for real: the command serves its page on 127.0.0.1 (in a thread of
+the test), gradio_client drives it, and its streamed answers are the terminal's for the seed."""
 
 import importlib.util
 import socket
+import threading
+import time
 
 import pytest
 from typer.testing import CliRunner
 
 from tinylm_eval.cli import app
-from tinylm_eval.models import GenerationOptions
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("gradio") is None,
     reason="the web extra (tinylm-eval[web]) is not installed",
 )
 
-SEED = 11
-SAMPLING = ["--temperature", "1.0", "--top-k", "40", "--seed", str(SEED), "--max-new-tokens", "24"]
-OPTIONS = GenerationOptions(
-    temperature=1.0, top_k=40, top_p=0.9, repetition_penalty=1.1, seed=SEED, max_new_tokens=24
-)  # the chat command's defaults, and SAMPLING
+SAMPLING = ["--temperature", "1.0", "--top-k", "40", "--seed", "11", "--max-new-tokens", "24"]
 
 
 def free_port() -> int:
@@ -30,13 +27,32 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def page(chat_model_dir):
-    from tinylm_eval.chat.web import build_page, serve
-    from tinylm_eval.models.hf import HFModel
+    import gradio
 
-    page = build_page(HFModel.load(chat_model_dir), OPTIONS)
-    url = serve(page, host="127.0.0.1", port=free_port(), block=False)
-    yield url
-    page.close()
+    port = free_port()
+    args = ["chat", "--model", str(chat_model_dir), "--web", "--port", str(port), "--device", "cpu"]
+    failures = []
+
+    def serve():
+        try:
+            app([*args, *SAMPLING], standalone_mode=False)
+        except BaseException as error:  # why: shown by the test, not lost in the thread
+            failures.append(error)
+
+    server = threading.Thread(target=serve, name="chat-page", daemon=True)
+    server.start()
+    for _ in range(1200):
+        assert not failures, failures
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the chat page did not come up")
+    yield f"http://127.0.0.1:{port}/"
+    gradio.close_all()  # the command's wait on its page ends
+    server.join(timeout=30)
+    assert not server.is_alive() and not failures, failures
 
 
 def terminal(model_dir, *args, input=None):
@@ -51,7 +67,6 @@ def terminal(model_dir, *args, input=None):
 def test_the_page_streams_the_terminals_answers(page, chat_model_dir):
     from gradio_client import Client
 
-    assert page.startswith("http://127.0.0.1:")
     questions = ["How many legs does a cat have?", "Say hello."]
     said = terminal(chat_model_dir, input="\n".join(questions) + "\n").splitlines()
     answers = [line.split("model> ", 1)[1] for line in said if "model> " in line]
