@@ -3,6 +3,7 @@ a generation config with the template's stop rules, and a Qwen2 trained to know 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -35,11 +36,12 @@ def save_chat_model(out: Path, *, context: int = 256, steps: int = 80, seed: int
     from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(SAMPLE_TOKENIZER / name, out / name)
+    shutil.copy(SAMPLE_TOKENIZER / "tokenizer.json", out / "tokenizer.json")
+    # the contract's place for the template: `chat_template` in tokenizer_config.json
+    config = json.loads((SAMPLE_TOKENIZER / "tokenizer_config.json").read_text())
+    (out / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": TEMPLATE}))
     tokenizer = AutoTokenizer.from_pretrained(out)
-    tokenizer.chat_template = TEMPLATE
-    tokenizer.save_pretrained(out)
+    assert tokenizer.chat_template == TEMPLATE
     eos = tokenizer.convert_tokens_to_ids(EOS)
 
     torch.manual_seed(seed)
