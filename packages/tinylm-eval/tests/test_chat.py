@@ -7,7 +7,7 @@ import threading
 
 import pytest
 import torch
-from chat_test_helpers import ANSWERS, RUNS_ON
+from chat_test_helpers import ANSWERS, CHATML, RUNS_ON, save_chat_model
 from typer.testing import CliRunner
 
 from tinylm_eval.chat import ChatSession, fit_history
@@ -52,6 +52,29 @@ def test_the_stopping_rules_are_the_model_directorys(chat_model_dir, tmp_path):
     ran_on = ask(loose, RUNS_ON[0], GREEDY)
     assert ran_on.startswith(RUNS_ON[1] + "\nHuman:")
     assert ask(loose, "What is the capital of France?", GREEDY) != "Paris."
+
+
+def without_end_of_turn(model_dir, tmp_path, token_id: int):
+    """A copy of `model_dir` whose generation config no longer ends at `token_id`."""
+    copy = tmp_path / f"{model_dir.name}-loose"
+    shutil.copytree(model_dir, copy)
+    config = json.loads((copy / "generation_config.json").read_text())
+    config["eos_token_id"] = [i for i in config["eos_token_id"] if i != token_id]
+    (copy / "generation_config.json").write_text(json.dumps(config))
+    return copy
+
+
+def test_chatml_answers_end_at_im_end(tmp_path_factory, tmp_path):
+    chatml = save_chat_model(tmp_path_factory.mktemp("chatml"), CHATML)
+    model = HFModel.load(chatml)
+    assert model.stop_strings == () and "<|im_start|>assistant\n" in model.chat_prompt(
+        [{"role": "user", "content": "hi"}]
+    )
+    assert {q: ask(model, q, GREEDY) for q in ANSWERS} == ANSWERS
+    assert ask(model, RUNS_ON[0], GREEDY) == RUNS_ON[1]
+    im_end = model.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    loose = HFModel.load(without_end_of_turn(chatml, tmp_path, im_end))
+    assert ask(loose, RUNS_ON[0], GREEDY).startswith(RUNS_ON[1] + "\nuser\nagain")
 
 
 def test_streamed_pieces_join_to_what_generate_gives(model):
