@@ -24,11 +24,12 @@ class Template:
     added_tokens: tuple[str, ...] = ()
 
 
-# The seed template: Human:\n{user}\nAssistant:\n{assistant}<eos> per turn.
+# The seed template: Human:\n{user}\nAssistant:\n{assistant}<eos> per turn, System:\n{system}\n
+# first (as tinylm-data's SFT builder writes it).
 SEED = Template(
     jinja=(
         "{% for m in messages %}"
-        "{% if m['role'] == 'system' %}{{ m['content'] }}\n"
+        "{% if m['role'] == 'system' %}System:\n{{ m['content'] }}\n"
         "{% elif m['role'] == 'user' %}Human:\n{{ m['content'] }}\n"
         "{% else %}Assistant:\n{{ m['content'] }}" + EOS + "{% endif %}"
         "{% endfor %}"
