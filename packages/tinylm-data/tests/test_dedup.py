@@ -56,7 +56,7 @@ def test_shingles_of_short_and_empty_texts():
 
 
 def test_band_choice_favours_recall_when_candidates_are_verified():
-    assert choose_bands(0.8, 128) == (14, 9)
+    assert choose_bands(0.8, 128) == (16, 8)
     b, r = choose_bands(0.8, 128, verified=False)
     assert b * r <= 128 and (b, r) == (9, 13)
     for threshold in (0.5, 0.7, 0.9):

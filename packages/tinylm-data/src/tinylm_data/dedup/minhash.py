@@ -23,6 +23,59 @@ def shingle_hash(shingle: bytes) -> int:
     return xxhash.xxh32_intdigest(shingle)
 
 
+def char_shingles(text: str, n: int = 5) -> np.ndarray:
+    """Distinct 32-bit hashes of the character n-grams of `normalise(text)` (uint64 array).
+
+    The text is normalised as for exact dedup (NFKC, casefold, only letters, digits and Han
+    characters), so whitespace and punctuation changes vanish and every language is shingled
+    the same way, without word segmentation. One edited character changes at most `n` shingles.
+    A text shorter than `n` is one shingle; a text with no letters has none.
+    """
+    from ..textnorm import normalise
+
+    codes = np.frombuffer(normalise(text).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    if not len(codes):
+        return np.empty(0, dtype=np.uint64)
+    width = min(n, len(codes))
+    count = len(codes) - width + 1
+    with np.errstate(over="ignore"):  # polynomial hash of each window, wrapping uint64
+        h = np.zeros(count, dtype=np.uint64)
+        for k in range(width):
+            h = h * _POLY + codes[k : k + count]
+        # murmur3's fmix64 spreads the polynomial hash over all bits; keep the top 32
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(33)
+    return np.unique(h >> np.uint64(32))
+
+
+_POLY = np.uint64(0x100000001B3)
+
+
+def document_shingles(
+    text: str,
+    language: str,
+    *,
+    scheme: str = "chars",
+    ngram: int = 5,
+    ngram_zh: int = 2,
+    ngram_chars: int = 5,
+) -> np.ndarray:
+    """The shingles of one document under `scheme`: "chars" (`char_shingles`), "words"
+    (`shingles`) or "words+chars" (both sets, in one signature)."""
+    if scheme == "chars":
+        return char_shingles(text, ngram_chars)
+    if scheme == "words":
+        return shingles(text, language, ngram, ngram_zh)
+    if scheme == "words+chars":
+        return np.union1d(
+            shingles(text, language, ngram, ngram_zh), char_shingles(text, ngram_chars)
+        )
+    raise ValueError(f"shingle scheme must be 'chars', 'words' or 'words+chars', got {scheme!r}")
+
+
 def shingles(text: str, language: str, n: int = 5, n_zh: int = 2) -> np.ndarray:
     """Distinct 32-bit hashes of the word n-grams of the normalised text (uint64 array).
 
