@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tinylm_data.dedup import char_shingles, document_shingles, near_dedup_texts_local
 from tinylm_data.dedup.planted import KINDS, plant, variant
@@ -157,6 +159,31 @@ def test_char_shingles_ignore_case_whitespace_and_punctuation():
     assert len(char_shingles("今天天气很好", 5)) == 2
     with pytest.raises(ValueError, match="shingle scheme"):
         document_shingles("text", "en", scheme="bytes")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    text=st.text(alphabet="abcdefghij 天地人和", min_size=12, max_size=200),
+    position=st.integers(min_value=0),
+    char=st.sampled_from("xyz山水"),
+    n=st.integers(min_value=2, max_value=7),
+)
+def test_one_edited_character_changes_at_most_n_shingles_each_way(text, position, char, n):
+    """The bound behind the choice: a substitution, insertion or deletion of one character
+    removes at most `n` character n-grams and adds at most `n` (shingles are a set)."""
+    from tinylm_data.textnorm import normalise
+
+    base = normalise(text)
+    if len(base) <= n:
+        return
+    i = position % len(base)
+    for edited in (
+        base[:i] + char + base[i + 1 :],
+        base[:i] + char + base[i:],
+        base[:i] + base[i + 1 :],
+    ):
+        a, b = set(char_shingles(base, n).tolist()), set(char_shingles(edited, n).tolist())
+        assert len(a - b) <= n and len(b - a) <= n
 
 
 def _shared_bases(corpora: Path, per_language: int) -> tuple[list[str], list[str]]:
