@@ -186,6 +186,17 @@ def test_one_edited_character_changes_at_most_n_shingles_each_way(text, position
         assert len(a - b) <= n and len(b - a) <= n
 
 
+def test_a_band_layout_must_fit_the_signature(tmp_path):
+    from tinylm_data.dedup import near_dedup_local
+
+    sigs = np.zeros((2, 128), dtype=np.uint64)
+    batches = [(np.arange(2), np.zeros(2, np.int64), sigs)]
+    with pytest.raises(ValueError, match="20 bands x 8 rows"):
+        near_dedup_local(batches, work_dir=tmp_path / "w", layout=(20, 8))
+    result = near_dedup_local(batches, work_dir=tmp_path / "w", layout=(32, 4))
+    assert (result.bands, result.rows) == (32, 4) and result.labels == {0: 0, 1: 0}
+
+
 def _shared_bases(corpora: Path, per_language: int) -> tuple[list[str], list[str]]:
     english = []
     for path in sorted((corpora / "dolma_samples").glob("*.gz")):

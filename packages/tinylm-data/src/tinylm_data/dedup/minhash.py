@@ -23,6 +23,9 @@ def shingle_hash(shingle: bytes) -> int:
     return xxhash.xxh32_intdigest(shingle)
 
 
+_POLY = np.uint64(0x100000001B3)  # the window hash's base (FNV's 64-bit prime)
+
+
 def char_shingles(text: str, n: int = 5) -> np.ndarray:
     """Distinct 32-bit hashes of the character n-grams of `normalise(text)` (uint64 array).
 
@@ -49,9 +52,6 @@ def char_shingles(text: str, n: int = 5) -> np.ndarray:
         h *= np.uint64(0xC4CEB9FE1A85EC53)
         h ^= h >> np.uint64(33)
     return np.unique(h >> np.uint64(32))
-
-
-_POLY = np.uint64(0x100000001B3)
 
 
 def document_shingles(
