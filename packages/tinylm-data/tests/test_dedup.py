@@ -49,6 +49,15 @@ def test_signatures_equal_datasketch():
     assert np.array_equal(ours, theirs.hashvalues)
 
 
+def test_permutations_are_datasketchs_own():
+    from tinylm_data.dedup.minhash import permutations
+
+    for num_perm, seed in ((128, 1), (16, 7)):
+        a, b = MinHash(num_perm=num_perm, seed=seed, scheme="legacy").permutations
+        ours = permutations(num_perm, seed)
+        assert np.array_equal(ours[0], a) and np.array_equal(ours[1], b)
+
+
 def test_shingles_of_short_and_empty_texts():
     assert len(shingles("just three words", "en", 5)) == 1
     assert len(shingles("  ，。 ", "zh", 5)) == 0

@@ -102,11 +102,19 @@ def shingles(text: str, language: str, n: int = 5, n_zh: int = 2) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's own (a, b) for this number of permutations and seed."""
-    from datasketch import MinHash
-
-    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="legacy").permutations
-    return np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)
+    """datasketch's own (a, b) for this number of permutations and seed: its legacy
+    `MinHash._init_permutations`, drawn the same way without importing datasketch, whose
+    package import pulls in scipy (seconds in every worker process; tested equal)."""
+    gen = np.random.RandomState(seed)
+    pairs = [
+        (
+            gen.randint(1, int(MERSENNE_PRIME), dtype=np.uint64),
+            gen.randint(0, int(MERSENNE_PRIME), dtype=np.uint64),
+        )
+        for _ in range(num_perm)
+    ]
+    a, b = np.array(pairs, dtype=np.uint64).T
+    return a.copy(), b.copy()
 
 
 def signature(hashes: np.ndarray, num_perm: int, seed: int, chunk: int = 4096) -> np.ndarray:
