@@ -174,10 +174,18 @@ class DuplicateStep(Step):
             if removal is None or removal.stage is not self.stage:
                 kept.append(row)
                 continue
-            detail = f"duplicate of {self.ids[removal.kept_ordinal]}"
-            if removal.cluster is not None:
-                detail += f" (cluster {removal.cluster})"
-            rejected.append(batch.rejection(row, self.stage, self.reason, detail))
+            kept_id = self.ids[removal.kept_ordinal]
+            cluster = removal.kept_ordinal if removal.cluster is None else removal.cluster
+            rejected.append(
+                batch.rejection(
+                    row,
+                    self.stage,
+                    self.reason,
+                    f"duplicate of {kept_id} (cluster {cluster})",
+                    duplicate_of=kept_id,
+                    cluster=cluster,
+                )
+            )
         batch.rows = kept
         return batch, rejected
 

@@ -71,6 +71,12 @@ class NearDedupConfig(_Strict):
         0.8, gt=0, lt=1, description="Jaccard similarity that makes a duplicate."
     )
     num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations.")
+    shingle: Literal["chars", "words", "words+chars"] = Field(
+        "chars",
+        description="Shingles: character n-grams of the normalised text (every language), "
+        "word n-grams (jieba words for Chinese), or both.",
+    )
+    ngram_chars: int = Field(5, ge=1, le=32, description="Characters per shingle ('chars').")
     ngram: int = Field(5, ge=1, le=32, description="Words per shingle (English and others).")
     # One changed character alters a jieba word and every shingle holding it: at 5 words a
     # copy with 1% of its characters changed keeps Jaccard ~0.81, at 2 words ~0.91, while

@@ -73,7 +73,9 @@ def stage_one_identity(
         "filters": config.filters.model_dump(mode="json"),
         "exact": config.dedup.exact,
         # threshold, verify and slack are applied in the assembly; these make the signatures
-        "minhash": near.model_dump(mode="json", include={"num_perm", "ngram", "ngram_zh", "seed"})
+        "minhash": near.model_dump(
+            mode="json", include={"num_perm", "shingle", "ngram_chars", "ngram", "ngram_zh", "seed"}
+        )
         if near.enabled
         else None,
     }
