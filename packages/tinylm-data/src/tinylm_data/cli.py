@@ -27,6 +27,9 @@ def _mount_optional_apps() -> None:
     from .cli_sft import sft_app
 
     app.add_typer(sft_app, name="sft", help="Instruction-tuning (SFT) data.")
+    from .cli_pref import pref_app
+
+    app.add_typer(pref_app, name="pref", help="Preference-pair (DPO) data.")
 
 
 _mount_optional_apps()
