@@ -108,3 +108,70 @@ def _print_summary(console, result) -> None:
         )
         + f"\noutput: {result.out_dir}  (stats.json, rejects/, plots/, tokenizer/ beside the manifest)"
     )
+
+
+def inspect_pairs(
+    console, directory: Path, manifest: dict, *, index: int, verify: bool, max_chars: int
+):
+    """`tinylm-data inspect` of preference pairs: the manifest, the counts, one pair decoded."""
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    from .inspect_dataset import CorruptShard, DatasetError, read_pair, verify_shards
+
+    pref, tok, counts = manifest.get("preference", {}), manifest["tokenizer"], manifest["counts"]
+    held = manifest.get("splits", {}).get("validation")
+    info = Table.grid(padding=(0, 2))
+    rows = [
+        ("dataset", f"{manifest['name']} {manifest['version']} ({manifest['format']} schema {manifest['schema_version']})"),
+        ("tokenizer", f"{tok['name']} vocab {tok['vocab_size']:,} eos {tok['eos_id']}"),
+        ("pairs", f"{manifest['num_pairs']:,} training, max_length {manifest['block_size']}"
+         + (f", template {pref['template']}" if pref else "")),
+        ("truncated", f"{counts['prompt_truncated_pairs']:,} prompts ({counts['prompt_truncated_tokens']:,} tokens), "
+         f"{counts['answer_truncated_pairs']:,} answers ({counts['answer_truncated_tokens']:,} tokens)"),
+        ("shards", f"{len(manifest['shards'])} ({sum(s['bytes'] for s in manifest['shards']):,} bytes)"),
+        ("validation", f"{held['num_blocks']:,} pairs in {len(held['shards'])} shard(s)" if held else "none"),
+    ]  # fmt: skip
+    for key, value in rows:
+        info.add_row(f"[bold]{key}[/bold]", value)
+    console.print(info)
+    if manifest.get("sources"):
+        table = Table(title="records per source")
+        for column in ("source", "in", "kept", "rejected", "duplicates"):
+            table.add_column(column, justify="left" if column == "source" else "right")
+        for name, c in manifest["sources"].items():
+            table.add_row(name, *(f"{c[k]:,}" for k in ("in", "kept", "rejected", "duplicates")))
+        console.print(table)
+    problems = verify_shards(directory, manifest, checksum=verify)
+    if problems:
+        for problem in problems:
+            console.print(f"[red]error:[/red] {problem}")
+        console.print(f"[red]{len(problems)} problem(s): the dataset is damaged; rebuild it[/red]")
+        raise typer.Exit(1)
+    if verify:
+        console.print(f"[green]all {len(manifest['shards'])} shards match their sha256[/green]")
+    if manifest["num_pairs"] == 0:
+        return
+    try:
+        pair = read_pair(directory, manifest, index)
+    except CorruptShard as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except DatasetError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    text = Text()
+    for part, style in (("prompt", "cyan"), ("chosen", "green"), ("rejected", "red")):
+        shown = pair[part]["text"]
+        if max_chars and len(shown) > max_chars:
+            shown = ("… " + shown[-max_chars:]) if part == "prompt" else shown[:max_chars] + " …"
+        text.append(f"⟦{part}: {pair[part]['tokens']} tokens⟧\n", style=f"bold {style}")
+        text.append(shown + "\n", style=style)
+    console.print(
+        Panel(
+            text,
+            title=f"pair {index}: {pair['pair_id']} (truncated: prompt "
+            f"{pair['prompt_truncated']}, answers {pair['answer_truncated']} tokens)",
+        )
+    )
