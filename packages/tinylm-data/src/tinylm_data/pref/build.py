@@ -103,7 +103,8 @@ class PairEncoder:
     def prompt_and_answer(
         self, conversation
     ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-        """(leading units' ids, history exchanges' ids, the last prompt piece and answer)."""
+        """(system prompt ids if any, [each earlier exchange's ids..., the last user turn's], the
+        answer's ids with its terminator)."""
         units = self.encoder.units(conversation)
         has_system = conversation.system is not None
         lead = [np.concatenate([ids for ids, _ in u]) for u in units[: int(has_system)]]
