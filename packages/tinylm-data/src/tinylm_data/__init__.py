@@ -35,6 +35,8 @@ _LAZY = {
     "sample_dir": "sample",
     "SftConfig": "sft",
     "run_sft_build": "sft",
+    "PrefConfig": "pref",
+    "run_pref_build": "pref",
 }
 
 __all__ = ["Document", "Rejection", "__version__", *_LAZY]

@@ -17,21 +17,30 @@ def sample_config_path() -> Path:
 
 
 def resolve_sft_config(source: str | None, config: Path | None, overrides: dict[str, Any]):
-    from .config import ConfigError, apply_overrides, load_config_file, parse_model
     from .sft.config import SftConfig
+
+    return resolve_chat_config(SftConfig, sample_config_path(), source, config, overrides)
+
+
+def resolve_chat_config(
+    model, sample: Path, source: str | None, config: Path | None, overrides: dict[str, Any]
+):
+    """(validated config, its base directory) from --config FILE or --source sample, with overrides;
+    ConfigError for a mistake."""
+    from .config import ConfigError, apply_overrides, load_config_file, parse_model
 
     if config is not None and source is not None:
         raise ConfigError("give --config FILE or --source sample, not both")
     if config is not None:
         path = config
     elif source == "sample":
-        path = sample_config_path()
+        path = sample
     elif source is not None:
         raise ConfigError(f"--source {source!r}: only 'sample' is embedded; use --config FILE")
     else:
         raise ConfigError("say what to build: --source sample or --config FILE")
     data = apply_overrides(load_config_file(path), overrides)
-    return parse_model(SftConfig, data, origin=str(config or source)), path.resolve().parent
+    return parse_model(model, data, origin=str(config or source)), path.resolve().parent
 
 
 @sft_app.command("build")

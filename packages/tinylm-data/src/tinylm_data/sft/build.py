@@ -152,39 +152,10 @@ def run_sft_build(
     progress.stage("load tokenizer, hash inputs", None)
     template = TEMPLATES[config.template]
     tokenizer = ChatTokenizer(config.tokenizer, base, template)
-    code = code_fingerprint()
-    files = []
-    for index, source in enumerate(config.sources):
-        for path in expand_paths(source.paths, base):
-            try:
-                display = path.resolve().relative_to(base.resolve()).as_posix()
-            except ValueError:
-                display = path.name
-            files.append((index, path, display, file_fingerprint(path), path.stat().st_size))
-    config_data = config.model_dump(mode="json")
-    version = version_id(
-        inputs=[
-            {"source": config.sources[i].name, "file": d, "content": f} for i, _, d, f, _ in files
-        ],
-        config=config_data,
-        code_version=code,
-        tokenizer_sha256=tokenizer.sha256,
-    )
-    dataset_dir = out_root / config.name
-    out_dir = dataset_dir / version
-    if (out_dir / "manifest.json").is_file():
-        logger.info("%s is already built; nothing to do", out_dir)
-        write_text(dataset_dir / "LATEST", version + "\n")
-        return SftResult(
-            out_dir,
-            json.loads((out_dir / "manifest.json").read_text("utf-8")),
-            json.loads((out_dir / "stats.json").read_text("utf-8")),
-            reused=True,
-        )
-    staging = dataset_dir / f".staging-{version}"
-    shutil.rmtree(staging, ignore_errors=True)
-    remove_temporaries(dataset_dir)
-    staging.mkdir(parents=True)
+    files, config_data, code, version = hash_inputs(config, base, tokenizer.sha256)
+    out_dir, staging, built = prepare_output(out_root / config.name, version)
+    if built is not None:
+        return SftResult(out_dir, *built, reused=True)
     seconds["hash"] += perf_counter() - started
 
     stats = {s.name: _SourceStats() for s in config.sources}
@@ -378,12 +349,60 @@ def run_sft_build(
             }
         },
     }
-    manifest = write_manifest(staging, fields, format=SFT_BLOCKS).raw
+    manifest = publish(staging, out_dir, fields, SFT_BLOCKS)
+    return SftResult(out_dir, manifest, stats_data)
+
+
+def hash_inputs(config, base: Path, tokenizer_sha256: str):
+    """(files, resolved config, code fingerprint, version id) of a chat-data build: `files` is
+    (source index, path, display path, content fingerprint, bytes) per input file."""
+    code = code_fingerprint()
+    files = []
+    for index, source in enumerate(config.sources):
+        for path in expand_paths(source.paths, base):
+            try:
+                display = path.resolve().relative_to(base.resolve()).as_posix()
+            except ValueError:
+                display = path.name
+            files.append((index, path, display, file_fingerprint(path), path.stat().st_size))
+    config_data = config.model_dump(mode="json")
+    version = version_id(
+        inputs=[
+            {"source": config.sources[i].name, "file": d, "content": f} for i, _, d, f, _ in files
+        ],
+        config=config_data,
+        code_version=code,
+        tokenizer_sha256=tokenizer_sha256,
+    )
+    return files, config_data, code, version
+
+
+def prepare_output(dataset_dir: Path, version: str):
+    """(out_dir, staging, None), the staging directory made empty; or (out_dir, None,
+    (manifest, stats)) when this version is already built (a no-op rebuild)."""
+    out_dir = dataset_dir / version
+    if (out_dir / "manifest.json").is_file():
+        logger.info("%s is already built; nothing to do", out_dir)
+        write_text(dataset_dir / "LATEST", version + "\n")
+        built = tuple(
+            json.loads((out_dir / f).read_text("utf-8")) for f in ("manifest.json", "stats.json")
+        )
+        return out_dir, None, built
+    staging = dataset_dir / f".staging-{version}"
+    shutil.rmtree(staging, ignore_errors=True)
+    remove_temporaries(dataset_dir)
+    staging.mkdir(parents=True)
+    return out_dir, staging, None
+
+
+def publish(staging: Path, out_dir: Path, fields: dict[str, Any], shard_format) -> dict[str, Any]:
+    """The manifest written last, then the staging directory renamed into place and LATEST set."""
+    manifest = write_manifest(staging, fields, format=shard_format).raw
     if out_dir.exists():  # a directory left without a manifest: not a finished build
         shutil.rmtree(out_dir)
     os.replace(staging, out_dir)
-    write_text(dataset_dir / "LATEST", version + "\n")
-    return SftResult(out_dir, manifest, stats_data)
+    write_text(out_dir.parent / "LATEST", out_dir.name + "\n")
+    return manifest
 
 
 def _clean(

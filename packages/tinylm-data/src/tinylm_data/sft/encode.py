@@ -59,9 +59,12 @@ class ConversationEncoder:
     def render(self, conversation: Conversation) -> str:
         return "".join(text for text, _ in self.template.pieces(conversation, self.eos_token))
 
-    def encode(self, conversation: Conversation) -> Encoded:
+    def units(self, conversation: Conversation) -> list[list[tuple[np.ndarray, bool]]]:
+        """The ids of each piece, grouped per unit: the system prompt (if any), then each exchange.
+
+        EncodeError(token_boundary) when the pieces tokenized apart differ from the whole."""
         t = self.template
-        units: list[list[tuple[str, bool]]] = []  # the system prompt (if any), then each exchange
+        units: list[list[tuple[str, bool]]] = []
         if conversation.system is not None:
             units.append([(t.system_piece(conversation.system), False)])
         units += [t.turn_pieces(u, a, self.eos_token) for u, a in conversation.turns]
@@ -82,11 +85,14 @@ class ConversationEncoder:
             raise EncodeError(
                 TOKEN_BOUNDARY, f"the pieces tokenized apart differ from the whole at token {at}"
             )
-        # Regroup the piece ids per unit.
         grouped, k = [], 0
         for unit in units:
             grouped.append([(piece_ids[k + j], trainable) for j, (_, trainable) in enumerate(unit)])
             k += len(unit)
+        return grouped
+
+    def encode(self, conversation: Conversation) -> Encoded:
+        grouped = self.units(conversation)
         has_system = conversation.system is not None
         system = grouped[:1] if has_system else []
         exchanges = grouped[1:] if has_system else grouped

@@ -19,7 +19,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,13 @@ def _alpaca(
 def _turn_list(
     record: dict[str, Any], key: str, role_key: str, text_key: str, roles: Mapping[str, str]
 ):
+    return from_messages(message_list(record, key, role_key, text_key, roles))
+
+
+def message_list(
+    record: dict[str, Any], key: str, role_key: str, text_key: str, roles: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """The (role, text) messages of `record[key]`, a list of {role_key, text_key} objects."""
     turns = record.get(key)
     if turns is None:
         raise RecordError(MISSING_TEXT, f"no {key!r} field")
@@ -100,7 +107,7 @@ def _turn_list(
         if role not in roles:
             raise RecordError(UNKNOWN_ROLE, f"{key}[{k}].{role_key} is {role!r}")
         messages.append((roles[role], content(turn.get(text_key), f"{key}[{k}].{text_key}")))
-    return from_messages(messages)
+    return messages
 
 
 def _sharegpt(record, fields):
@@ -185,7 +192,34 @@ def read_conversations(
     """The conversations of one file in order; a bad record is a `Rejection(stage="read")`."""
     if kind not in PARSERS:
         raise ValueError(f"unknown SFT reader {kind!r}; choose one of {', '.join(SFT_KINDS)}")
-    parse, fields = PARSERS[kind], dict(fields or {})
+    parse = PARSERS[kind]
+    for item in read_parsed(
+        parse,
+        path,
+        source=source,
+        display_path=display_path,
+        fields=fields,
+        max_line_bytes=max_line_bytes,
+    ):
+        if isinstance(item, Rejection):
+            yield item
+            continue
+        doc_id, display, line, (system, turns) = item
+        yield Conversation(doc_id, source, turns, system, display, line)
+
+
+def read_parsed(
+    parse: Callable[[dict[str, Any], Mapping[str, str]], Any],
+    path: Path,
+    *,
+    source: str,
+    display_path: str | None = None,
+    fields: Mapping[str, str] | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Iterator[tuple[str, str, int | None, Any] | Rejection]:
+    """(id, file, line, parse(record)) per record of one file, or a `Rejection(stage="read")`
+    with file, line and reason for what cannot be read or parsed (`parse` raises RecordError)."""
+    fields = dict(fields or {})
     display = display_path or Path(path).name
 
     def reject(reason: str, line: int | None, detail: str = "") -> Rejection:
@@ -202,7 +236,7 @@ def read_conversations(
                 yield reject(MALFORMED_JSON, line, f"a JSON {type(record).__name__}, not an object")
                 continue
             try:
-                system, turns = parse(record, fields)
+                parsed = parse(record, fields)
             except RecordError as exc:
                 rid = record.get("id")
                 yield Rejection(
@@ -221,7 +255,7 @@ def read_conversations(
                 if isinstance(native, str | int) and not isinstance(native, bool)
                 else f"{source}/{display}:{line}"
             )
-            yield Conversation(doc_id, source, turns, system, display, line)
+            yield doc_id, display, line, parsed
     except LineError as exc:
         yield reject(exc.reason, exc.line, exc.detail)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
