@@ -24,6 +24,9 @@ def _mount_optional_apps() -> None:
     from .cli_download import download_app
 
     app.add_typer(download_app, name="download", help="Fetch corpora into a local cache.")
+    from .cli_quality import quality_app
+
+    app.add_typer(quality_app, name="quality")
 
 
 _mount_optional_apps()

@@ -26,6 +26,8 @@ OFF_DATA_PATH = frozenset(
         "__main__.py",
         "cli.py",
         "cli_download.py",
+        "cli_quality.py",
+        "quality/report.py",
         "download.py",
         "inspect_dataset.py",
         "spark_submit.py",
