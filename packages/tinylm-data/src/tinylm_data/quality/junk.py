@@ -90,14 +90,8 @@ def make_junk(kind: str, text: str, language: str, rng: random.Random) -> str:
         items = _MENU_ZH if language == "zh" else _MENU_EN
         return " | ".join(rng.choice(items) for _ in range(max(n // 2, 8)))
     if kind == "repeats":
-        # machine-translated-looking stutter: words and short phrases said two or three times
-        out: list[str] = []
-        i = 0
-        while i < len(words) and len(out) < 2 * n:
-            span = words[i : i + rng.randint(1, 3)]
-            out.extend(span * rng.randint(2, 3))
-            i += len(span)
-        return sep.join(out)
+        # machine-translated-looking stutter: every word said two or three times
+        return sep.join(w for word in words[:n] for w in [word] * rng.randint(2, 3))
     if kind == "mixed_scripts":
         out = []
         for word in words:
@@ -106,6 +100,12 @@ def make_junk(kind: str, text: str, language: str, rng: random.Random) -> str:
                 out.append(rng.choice(_SCRIPTS))
         return " ".join(out)
     raise ValueError(f"unknown junk kind {kind!r}; choose one of {', '.join(JUNK_KINDS)}")
+
+
+def every_kind_of_junk(clean: list[tuple[str, str]], seed: int = 0) -> list[tuple[str, str]]:
+    """(kind, junk text): every kind planted from every paragraph (negatives for a classifier)."""
+    n = len(JUNK_KINDS)
+    return [x for r in range(n) for x in planted_junk(clean[r:] + clean[:r], seed=seed + r)]
 
 
 def planted_junk(clean: list[tuple[str, str]], seed: int = 0) -> list[tuple[str, str]]:

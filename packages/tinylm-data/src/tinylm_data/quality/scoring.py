@@ -10,6 +10,7 @@ it had not finished.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,12 @@ class ScoringPlan:
         models = []
         for scorer in scorers:
             where = f"quality.scorers.{scorer.label_name}"
+            needed = "fasttext" if scorer.kind == "classifier" else "torch"
+            if importlib.util.find_spec(needed) is None:
+                raise ConfigError(
+                    f"{where}: the {scorer.kind} scorer needs {needed}: "
+                    "pip install 'tinylm-data[quality]'"
+                )
             unknown = sorted(set(scorer.sources or ()) - set(names))
             if unknown:
                 raise ConfigError(f"{where}.sources: unknown source(s) {', '.join(unknown)}")
