@@ -9,6 +9,8 @@ import pytest
 
 from tinylm_data.quality.config import ScorerConfig
 
+pytestmark = pytest.mark.slow  # imports torch and transformers
+
 TEXTS = [
     "The river carries silt from the mountains down to the wide green delta every spring.",
     "A good loaf of bread needs flour, water, salt, yeast and a great deal of patience.",

@@ -34,9 +34,7 @@ def _texts(patterns: list[str], kind: str, text_field: str | None, counts: dict)
     from .document import Rejection
     from .readers import expand_paths, read_documents
 
-    paths = expand_paths(patterns, Path.cwd())
-    if not paths:
-        raise ValueError(f"no file matches {' '.join(patterns)}")
+    paths = expand_paths(patterns, Path.cwd())  # a pattern that matches nothing raises
     texts = []
     for path in paths:
         for item in read_documents(
@@ -92,7 +90,7 @@ def train(
                     valid_share=valid_share,
                 ),
             )
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     c = stats["valid_confusion"]
