@@ -30,6 +30,9 @@ def _mount_optional_apps() -> None:
     from .cli_pref import pref_app
 
     app.add_typer(pref_app, name="pref", help="Preference-pair (DPO) data.")
+    from .cli_quality import quality_app
+
+    app.add_typer(quality_app, name="quality")
 
 
 _mount_optional_apps()
@@ -281,7 +284,11 @@ def _print_summary(console, result) -> None:
         f"utilisation {tok['utilisation']:.2%}, split documents {tok['split_fraction']:.2%}, "
         f"{len(manifest['shards'])} shard(s)\n"
         f"validation: {_validation_line(stats['validation'])}\n"
-        f"output: {result.out_dir}  (stats.json, rejects/, plots/ beside the manifest)"
+        + "".join(
+            f"quality: {q['name']} removed {q['removed']:,} of {q['judged']:,} ({q['rule_text']})\n"
+            for q in stats.get("quality", {}).get("scorers", [])
+        )
+        + f"output: {result.out_dir}  (stats.json, rejects/, plots/ beside the manifest)"
     )
 
 

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .filters.config import FilterConfig
+from .quality.config import QualityConfig
 
 READER_KINDS = ("dolma", "baike_qa", "zhihu_kol", "clue", "jsonl", "parquet", "txt")
 
@@ -116,6 +117,10 @@ class BuildConfig(_Strict):
         default_factory=FilterConfig, description="Which documents the filters drop."
     )
     dedup: DedupConfig = DedupConfig()
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig,
+        description="Model-based quality scorers and rules, applied after dedup.",
+    )
     seed: int = Field(0, description="Seed of the mixture sampling and the validation split.")
     validation_share: float = Field(
         0.005,

@@ -27,6 +27,8 @@ OFF_DATA_PATH = frozenset(
         "cli.py",
         "cli_download.py",
         "cli_sft.py",
+        "cli_quality.py",
+        "quality/report.py",
         "download.py",
         "inspect_dataset.py",
         "spark_submit.py",

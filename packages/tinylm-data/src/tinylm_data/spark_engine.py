@@ -204,6 +204,12 @@ class SparkEngine:
             for doc, cluster, kept_doc in result.removed()
         }
 
+    def quality_scores(self, work, plan, stage_dir: Path, progress: Progress) -> float:
+        """The quality scores as a grouped Arrow UDF (`quality.spark`)."""
+        from .quality.spark import spark_quality_scores
+
+        return spark_quality_scores(self.spark, work, plan, stage_dir, progress)
+
 
 @contextmanager
 def spark_engine(master: str | None = None) -> Iterator[SparkEngine]:
