@@ -32,7 +32,7 @@ def _mount_optional_apps() -> None:
     app.add_typer(pref_app, name="pref", help="Preference-pair (DPO) data.")
     from .cli_quality import quality_app
 
-    app.add_typer(quality_app, name="quality")
+    app.add_typer(quality_app, name="quality", help="Quality scorers: train a classifier, report scores.")
 
 
 _mount_optional_apps()
