@@ -84,3 +84,29 @@ def test_a_model_of_another_tokenizer_is_refused(tmp_path):
     (other / "tokenizer.json").write_text(json.dumps(spec))
     with pytest.raises(VocabularyMismatch, match="differ at 2 of 100 tokens"):
         load_init_from(start, tokenizer_dir=other, eos_id=0, pad_id=0, attention="sdpa")
+
+
+@pytest.mark.slow
+def test_pretraining_continues_from_init_from_weights(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from tinylm_shards.testing import write_dataset
+    from tinylm_train.collate import collate_blocks
+    from tinylm_train.models.qwen2.attention import model_inputs, select_attention
+    from tinylm_train.recipes.pretrain import run_pretrain
+    from tinylm_train.shards import ShardReader
+
+    data = write_dataset(tmp_path / "data", num_docs=100)
+    start = write_start_model(tmp_path / "start", seed=7)
+    overrides = [f"output_dir={tmp_path / 'run'}", f"data.path={data}", f"model.init_from={start}"]
+    overrides += ["optimisation.max_steps=2", "optimisation.warmup_steps=0"]
+    overrides += ["data.per_device_batch_size=2", "checkpoint.save_steps=2"]
+    run_pretrain(load_config(None, overrides))
+    first = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    reader = ShardReader(data, seed=0)
+    attention = select_attention("cpu")
+    batch = model_inputs(collate_blocks([reader.next_block(), reader.next_block()]), attention)
+    model = AutoModelForCausalLM.from_pretrained(start, attn_implementation=attention)
+    with torch.no_grad():
+        expected = float(model(**batch).loss)
+    assert first["loss"] == pytest.approx(expected, rel=1e-4)  # step 1 ran the start weights
