@@ -37,6 +37,18 @@ def random_samples(
     return samples
 
 
+def learnable_samples(rng: np.random.Generator, count: int) -> list[Sample]:
+    """Prompts of tokens 1-49, answers of tokens 50-99 (a held-out loss that can fall)."""
+    samples = []
+    for _ in range(count):
+        prompt = rng.integers(1, 50, int(rng.integers(2, 12)))
+        answer = rng.integers(50, 100, int(rng.integers(2, 12)))
+        ids = np.concatenate([prompt, answer, [EOS_ID]]).astype(np.int32)
+        mask = np.concatenate([np.zeros(len(prompt)), np.ones(len(answer) + 1)]).astype(np.int8)
+        samples.append((ids, mask))
+    return samples
+
+
 def pack_samples(samples: Sequence[Sample], block_size: int, *, pack: bool = True) -> list[Block]:
     """First-fit packing (each sample whole), or one sample per row."""
     rows: list[list[int]] = []

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from sft_helpers import write_sft_dataset, write_start_model
+from sft_helpers import learnable_samples, write_sft_dataset, write_start_model
 
 from tinylm_shards.testing import EOS_ID
 from tinylm_train.config import load_config
@@ -21,23 +21,13 @@ ENTRY = Path(sys.executable).with_name("tinylm-train")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def _samples(rng, count):
-    """Prompts of tokens 1-49, answers of tokens 50-99 (learnable: the held-out loss can fall)."""
-    samples = []
-    for _ in range(count):
-        prompt = rng.integers(1, 50, int(rng.integers(2, 12)))
-        answer = rng.integers(50, 100, int(rng.integers(2, 12)))
-        ids = np.concatenate([prompt, answer, [EOS_ID]]).astype(np.int32)
-        mask = np.concatenate([np.zeros(len(prompt)), np.ones(len(answer) + 1)]).astype(np.int8)
-        samples.append((ids, mask))
-    return samples
-
-
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("sft")
     rng = np.random.default_rng(0)
-    data = write_sft_dataset(root / "out", _samples(rng, 120), validation=_samples(rng, 16))
+    data = write_sft_dataset(
+        root / "out", learnable_samples(rng, 120), validation=learnable_samples(rng, 16)
+    )
     return data, write_start_model(root / "start")
 
 
