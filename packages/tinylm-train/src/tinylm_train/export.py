@@ -97,7 +97,8 @@ def write_generation_config(target: Path, fields: dict) -> Path:
 def finish_sft_export(target: Path, manifest: Manifest) -> Path:
     """finish_export, then the SFT generation config (stop tokens and strings, pad id)."""
     finish_export(target, manifest.tokenizer_dir)
-    write_generation_config(target, sft_generation_fields(manifest))
+    # why: training turns the KV cache off, and the saved generation config copies that
+    write_generation_config(target, sft_generation_fields(manifest) | {"use_cache": True})
     return target
 
 
