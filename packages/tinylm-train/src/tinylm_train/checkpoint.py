@@ -22,7 +22,12 @@ log = logging.getLogger(__name__)
 
 MARKER = "complete.json"
 TRAINER_STATE = "trainer_state.json"
-MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+MODEL_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "adapter_model.safetensors",  # a LoRA run's checkpoint holds the adapters only
+)
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
