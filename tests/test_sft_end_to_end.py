@@ -1,6 +1,6 @@
 """One template from data to chat: `tinylm-data sft build` renders and masks the conversations,
-`tinylm-train sft` fine-tunes on them, and `tinylm-eval chat --prompt` answers in the chat template
-the export carries. A small model made to memorise a handful of question/answer pairs answers each
+`tinylm-train sft` fine-tunes on them, and `tinylm-eval chat --prompt` (and batch `generate`) answer
+in the chat template the export carries. A small model made to memorise a handful of question/answer pairs answers each
 exactly (greedy), which it can do only if the prompt at chat time is the prompt it was trained on."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # builds, trains for a few hundred small steps, chats (about a minute)
+pytestmark = pytest.mark.slow  # builds, trains 150 small steps, chats (about a minute)
 
 BIN = Path(sys.executable).parent
 ENV = os.environ | {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "COLUMNS": "120"}
@@ -46,6 +46,8 @@ def chat_model(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("sft-e2e")
     records = [{"instruction": q, "input": "", "output": a} for q, a in PAIRS]
     (work / "pairs.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    held_out = [{"instruction": "What colour is the sky?", "input": "", "output": "Blue."}]
+    (work / "held_out.json").write_text(json.dumps(held_out), encoding="utf-8")
     (work / "sft.yaml").write_text(
         "name: memorise\n"
         "tokenizer: builtin:sample\n"
@@ -54,7 +56,8 @@ def chat_model(tmp_path_factory) -> Path:
         "pack_mode: bestfit\n"
         "augment: {enabled: false}\n"
         "sources:\n"
-        "  - {name: pairs, kind: alpaca, paths: [pairs.json], heldout_share: 0.0}\n",
+        "  - {name: pairs, kind: alpaca, paths: [pairs.json], heldout_share: 0.0}\n"
+        "  - {name: held_out, kind: alpaca, paths: [held_out.json], heldout_share: 0.99}\n",
         encoding="utf-8",
     )
     _run("tinylm-data", "sft", "build", "--config", "sft.yaml", "--out", "out", cwd=work)
@@ -95,8 +98,8 @@ def test_the_export_carries_the_template_the_data_was_rendered_in(chat_model):
     assert rendered == f"Human:\n{question}\nAssistant:\n{answer}<|endoftext|>"
 
 
-@pytest.mark.parametrize(("question", "answer"), PAIRS)
-def test_the_chat_answers_each_memorised_question_exactly(chat_model, question, answer):
+def test_the_chat_answers_a_memorised_question_exactly(chat_model):
+    question, answer = PAIRS[1]
     said = _run(
         "tinylm-eval",
         "chat",
@@ -113,3 +116,25 @@ def test_the_chat_answers_each_memorised_question_exactly(chat_model, question, 
         cwd=chat_model.parent,
     )
     assert said.strip() == answer
+
+
+def test_batch_generation_answers_every_memorised_question_exactly(chat_model):
+    prompts = chat_model.parent / "prompts.jsonl"
+    lines = [json.dumps({"prompt": q}, ensure_ascii=False) for q, _ in PAIRS]
+    prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = chat_model.parent / "answers.jsonl"
+    _run(
+        "tinylm-eval",
+        "generate",
+        "--model",
+        str(chat_model),
+        "--prompts",
+        str(prompts),
+        "--out",
+        str(out),
+        "--max-new-tokens",
+        "24",
+        cwd=chat_model.parent,
+    )
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [row["output"] for row in rows] == [a for _, a in PAIRS]
