@@ -38,7 +38,7 @@ def setup(tmp_path_factory):
     return root, tokenizer
 
 
-def _config(root, name, **dpo):
+def _config(root, name, lora=None, **dpo):
     raw = {
         "output_dir": str(root / name),
         "model": {"init_from": str(root / "sft")},
@@ -52,6 +52,7 @@ def _config(root, name, **dpo):
         "checkpoint": {"save_steps": 12},
         "metrics": {"eval_steps": 12, "console_steps": 12},
         "dpo": {"beta": 0.1, **dpo},
+        "lora": lora,
     }
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -198,7 +199,7 @@ def _run_cli(args):
     ("setting", "message"),
     [
         ("model.init_from=null", "model.init_from: required by tinylm-train dpo"),
-        ("model.init_from=/nonexistent", "is not an HF model directory"),
+        ("model.init_from=/nonexistent", "model.init_from: /nonexistent is not a directory"),
         ("dpo.loss_type=ipo", "label_smoothing applies to loss_type sigmoid only"),
         ("dpo.beta=0", "dpo.beta: Input should be greater than 0"),
         ("dpo.refrence=live", "did you mean dpo.reference?"),

@@ -47,8 +47,13 @@ SFT_BLOCKS = ShardFormat(
     schema=pa.schema([*_BLOCK_COLUMNS, ("loss_mask", pa.list_(pa.int8()))]),
     token_columns=("input_ids", "loss_mask"),
 )
-"""Packed conversations: packed blocks plus `loss_mask` (1 where a token is trained on).
-Declared for the coming SFT recipe; no package writes or reads it yet."""
+"""Packed conversations for instruction tuning (docs/shard-format.md, "SFT blocks").
+
+The packed-block columns plus `loss_mask` (one int8 per token slot): 1 where `input_ids[i]` is a
+training target (assistant text and its terminator), 0 on system/user text, scaffolding, padding
+and the first token of every sample. Each sample is one segment and never crosses a row. The
+manifest adds an `sft` object (template, max_length, pack_mode, stop_tokens, stop_strings,
+trainable_tokens). Written by `tinylm-data sft build`."""
 
 PREFERENCE_PAIRS = ShardFormat(
     name="tinylm-preference-pairs",

@@ -26,7 +26,7 @@ MODEL_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",
     "pytorch_model.bin",
-    "adapter_model.safetensors",  # a LoRA run checkpoints its adapters only
+    "adapter_model.safetensors",  # a LoRA run's checkpoint holds the adapters only
 )
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 

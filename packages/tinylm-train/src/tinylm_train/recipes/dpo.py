@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from tinylm_train.checkpoint import drop_skipped, find_resume_point, truncate_jsonl
-from tinylm_train.config import DPOSection, LoraSection, RunConfig, dpo_settings
+from tinylm_train.config import DPOSection, RunConfig, dpo_settings
 from tinylm_train.console import TrainingProgress, write_summary
 from tinylm_train.distributed import barrier
 from tinylm_train.dpo_data import (
@@ -34,7 +34,7 @@ from tinylm_train.dpo_loss import chosen_nll, preference_loss, sequence_logps
 from tinylm_train.export import finish_export
 from tinylm_train.loops.hf_trainer import BlockTrainer, HFTrainerLoop
 from tinylm_train.metrics import MetricsWriter, read_metrics
-from tinylm_train.shards import ShardError, verify_shards
+from tinylm_train.shards import verify_shards
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +49,6 @@ TRAIN_KEYS = (
     "logps/rejected",
 )
 """TRL's DPOTrainer metric names, logged per step (plus nll when dpo.nll_weight > 0)."""
-
-
-def apply_lora(model: torch.nn.Module, lora: LoraSection) -> torch.nn.Module:
-    """The model with trainable LoRA adapters (peft) and everything else frozen."""
-    from peft import LoraConfig, get_peft_model
-
-    adapters = LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules),
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, adapters)
 
 
 def _forward_logits(model, inputs: dict) -> torch.Tensor:
@@ -236,20 +222,16 @@ def held_out_preferences(trainer: PreferenceTrainer) -> dict[str, float]:
     }
 
 
-def _load_policy(init_from: str, manifest) -> torch.nn.Module:
-    from transformers import AutoModelForCausalLM
+def _load_policy(config: RunConfig, manifest) -> torch.nn.Module:
+    from tinylm_train.init_from import load_init_from
 
-    model = AutoModelForCausalLM.from_pretrained(
-        init_from, attn_implementation="sdpa", dtype=torch.float32
+    return load_init_from(
+        config.model.init_from,
+        tokenizer_dir=manifest.tokenizer_dir,
+        eos_id=manifest.eos_id,
+        pad_id=manifest.pad_id,
+        attention="sdpa",
     )
-    embeddings = model.get_input_embeddings().num_embeddings
-    if manifest.vocab_size > embeddings:
-        raise ShardError(
-            f"{manifest.root} has token ids up to {manifest.vocab_size - 1} but {init_from} "
-            f"embeds {embeddings}: the pairs were tokenized for another model"
-        )
-    model.config.use_cache = False
-    return model
 
 
 def _reference_arrays(
@@ -325,17 +307,19 @@ def run_dpo(config: RunConfig, *, resume: bool = False) -> Path:
             truncate_jsonl(metrics_path, point.step)
 
     torch.manual_seed(config.seed)
-    model = _load_policy(config.model.init_from, manifest)
+    model = _load_policy(config, manifest)
     arrays: dict[str, np.ndarray] = {}
     if dpo.reference == "cached":
         arrays = _reference_arrays(
             config, dpo, model, manifest, held_out, loop=loop, device=loop.args.device
         )
-    if dpo.lora is not None:
-        model = apply_lora(model, dpo.lora)
+    if config.lora is not None:
+        from tinylm_train.lora import add_lora
+
+        model = add_lora(model, config.lora)
     reference_model = None
-    if dpo.reference == "live" and dpo.lora is None:
-        reference_model = _load_policy(config.model.init_from, manifest).to(loop.args.device)
+    if dpo.reference == "live" and config.lora is None:
+        reference_model = _load_policy(config, manifest).to(loop.args.device)
         reference_model.eval().requires_grad_(False)
 
     dataset = PairStream(
@@ -387,7 +371,7 @@ def run_dpo(config: RunConfig, *, resume: bool = False) -> Path:
         config.model.init_from,
         len(dataset.reader),
         dpo.reference,
-        ", LoRA" if dpo.lora else "",
+        ", LoRA" if config.lora else "",
         rank,
         world,
     )
@@ -407,11 +391,14 @@ def run_dpo(config: RunConfig, *, resume: bool = False) -> Path:
         trainer_class=trainer_class,
     )
     final = out / "final"
-    if dpo.lora is None:
+    if config.lora is None:
         loop.save_model(final)
     elif loop.is_main:
-        merged = loop.trainer.accelerator.unwrap_model(loop.trainer.model).merge_and_unload()
-        merged.save_pretrained(str(final))
+        from tinylm_train.lora import merge_lora
+
+        merge_lora(loop.trainer.accelerator.unwrap_model(loop.trainer.model)).save_pretrained(
+            str(final)
+        )
     barrier()
     if loop.is_main:
         finish_export(final, _export_tokenizer(config.model.init_from, manifest, out))
