@@ -124,7 +124,8 @@ class PreferenceTrainer(BlockTrainer):
         ]
         pairs = len(chosen)
         self._sums += torch.tensor(
-            [*(float(v) for v in values), pairs, float(nll) * pairs, tokens], dtype=torch.float64
+            [*(float(v.detach()) for v in values), pairs, float(nll.detach()) * pairs, tokens],
+            dtype=torch.float64,
         )
 
     def record_extras(self, logs: dict[str, float]) -> tuple[dict, int | None]:
