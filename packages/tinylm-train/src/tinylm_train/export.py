@@ -56,11 +56,41 @@ def check_checkpoint_dir(checkpoint: Path) -> None:
         raise ExportError(f"{checkpoint} has no config.json: not a saved model or checkpoint")
 
 
+def export_pipeline_checkpoint(checkpoint: Path, target: Path) -> Path:
+    """Write a pipeline engine checkpoint's weights as an HF Qwen2ForCausalLM (no tokenizer)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from tinylm_train.models.qwen2.pipeline import pipeline_to_hf
+
+    config = Qwen2Config.from_pretrained(checkpoint, local_files_only=True)
+    # why: a tied head is the embedding module again; DeepSpeed saves it with layer 0 only
+    count = config.num_hidden_layers + (2 if config.tie_word_embeddings else 3)
+    layers = []
+    for index in range(count):
+        path = checkpoint / f"layer_{index:02d}-model_states.pt"
+        if not path.is_file():
+            raise ExportError(f"{checkpoint} lacks {path.name}: not a whole pipeline checkpoint")
+        layers.append(torch.load(path, map_location="cpu", weights_only=True))
+    if config.tie_word_embeddings:
+        layers.append(layers[0])
+    model = Qwen2ForCausalLM(config)
+    model.load_state_dict(pipeline_to_hf(layers, config), strict=True)
+    model.save_pretrained(target)
+    return target
+
+
 def export_checkpoint(checkpoint: str | Path, data: str | Path, target: str | Path) -> Path:
-    """Export a Trainer checkpoint in HF format with the shard tokenizer's files."""
+    """Export a Trainer or pipeline checkpoint in HF format with the shard tokenizer's files."""
     checkpoint, target = Path(checkpoint), Path(target)
     check_checkpoint_dir(checkpoint)
     manifest = load_manifest(data)
+
+    from tinylm_train.checkpoint import is_pipeline_checkpoint
+
+    if is_pipeline_checkpoint(checkpoint):
+        export_pipeline_checkpoint(checkpoint, target)
+        return finish_export(target, manifest.tokenizer_dir)
 
     from transformers import AutoModelForCausalLM
 

@@ -24,6 +24,7 @@ from tinylm_train.metrics import (
 )
 from tinylm_train.models.qwen2 import build_config, count_parameters
 from tinylm_train.models.qwen2.attention import select_attention
+from tinylm_train.models.qwen2.init_from import load_init_model
 from tinylm_train.shards import Manifest, ShardError, load_manifest
 from tinylm_train.validation import ValidationSet, validation_manifest
 
@@ -48,6 +49,15 @@ def _check_sizing(config: RunConfig, manifest: Manifest, world_size: int) -> Non
         )
 
 
+def _loop(config: RunConfig) -> type:
+    """The training loop class of `parallelism.engine`."""
+    if config.parallelism.engine == "pipeline":
+        from tinylm_train.loops.pipeline import PipelineLoop
+
+        return PipelineLoop
+    return HFTrainerLoop
+
+
 def run_pretrain(config: RunConfig, *, resume: bool = False) -> Path:
     """Train per `config`; returns the exported model directory (summary.json beside it)."""
     from transformers import Qwen2ForCausalLM
@@ -64,11 +74,17 @@ def run_pretrain(config: RunConfig, *, resume: bool = False) -> Path:
         attn_implementation=attention,
     )
     torch.manual_seed(config.seed)
-    model = Qwen2ForCausalLM(model_config)
+    if config.model.init_from is not None:
+        model = load_init_model(config.model.init_from, manifest, attention)
+        model_config = model.config
+    else:
+        model = Qwen2ForCausalLM(model_config)
     n_params = count_parameters(model_config)
 
-    loop = HFTrainerLoop(config, device=device, validation=held_out is not None)
+    loop = _loop(config)(config, device=device, validation=held_out is not None)
     rank, world = loop.rank, loop.world_size
+    # why: the pipeline's stages of one data-parallel rank read the same blocks
+    data_rank, data_world = loop.data_rank, loop.data_world_size
     _check_sizing(config, manifest, world)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,8 +100,8 @@ def run_pretrain(config: RunConfig, *, resume: bool = False) -> Path:
     dataset = BlockDataset(
         config.data.path,
         seed=config.seed,
-        rank=rank,
-        world_size=world,
+        rank=data_rank,
+        world_size=data_world,
         state=point.data_state if point else None,
     )
     validation = None
@@ -109,6 +125,8 @@ def run_pretrain(config: RunConfig, *, resume: bool = False) -> Path:
         else None
     )
     tokens_per_step = config.data.per_device_batch_size * accumulation * manifest.block_size
+    if loop.stages > 1:  # why: one device's share; P stages share one data rank's tokens
+        tokens_per_step /= loop.stages
     device_name = torch.cuda.get_device_name() if device == "cuda" else None
     metrics = (
         MetricsWriter(
