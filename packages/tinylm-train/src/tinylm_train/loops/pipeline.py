@@ -133,6 +133,18 @@ def _scheduler(optimizer, config: RunConfig):
     )
 
 
+def _skip_shared_memory_op() -> None:
+    """Let DeepSpeed's CPU communication backend start without its shared-memory all-reduce op.
+
+    why: on CPU, DeepSpeed's TorchBackend JIT-compiles that op when it starts, under a file lock
+    every process waits on (minutes on a busy machine); gloo runs the same collectives without it,
+    and the backend takes a missing op (None) as "not built".
+    """
+    from deepspeed.comm import torch as ds_torch
+
+    ds_torch.build_shm_op = lambda: None
+
+
 def rng_path(checkpoint: Path, rank: int) -> Path:
     return checkpoint / f"rng-rank{rank}.pt"
 
@@ -163,6 +175,8 @@ class PipelineLoop:
         self.bf16 = use_bf16(config.model.bf16, device)
         if validation:
             log.warning("validation loss is not reported with engine 'pipeline' (HF engine only)")
+        if device == "cpu":
+            _skip_shared_memory_op()
         if not torch.distributed.is_initialized():
             deepspeed.init_distributed(
                 dist_backend="nccl" if device == "cuda" else "gloo",
@@ -271,6 +285,7 @@ class PipelineLoop:
             progress.start(step)
         while step < max_steps:
             micro = self._micro_batches(blocks, collator)
+            lr = self.engine.get_lr()[0]  # why: the step's own rate, as the HF engine logs it
             loss_value = float(self.engine.train_batch(iter(micro)))
             step += 1
             if metrics is not None and step % self.config.metrics.logging_steps == 0:
@@ -278,7 +293,7 @@ class PipelineLoop:
                 record = metrics.log(
                     step,
                     loss_value,
-                    lr=self.engine.get_lr()[0],
+                    lr=lr,
                     grad_norm=None if norm is None else float(norm),
                 )
                 if progress is not None:
