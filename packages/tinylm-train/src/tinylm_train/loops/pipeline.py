@@ -140,9 +140,11 @@ def _skip_shared_memory_op() -> None:
     every process waits on (minutes on a busy machine); gloo runs the same collectives without it,
     and the backend takes a missing op (None) as "not built".
     """
-    from deepspeed.comm import torch as ds_torch
+    import importlib
 
-    ds_torch.build_shm_op = lambda: None
+    # why: the attribute deepspeed.comm.torch is the torch package; the module is named here
+    backend = importlib.import_module("deepspeed.comm.torch")
+    backend.build_shm_op = lambda: None
 
 
 def rng_path(checkpoint: Path, rank: int) -> Path:

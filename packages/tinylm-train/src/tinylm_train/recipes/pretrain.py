@@ -125,13 +125,13 @@ def run_pretrain(config: RunConfig, *, resume: bool = False) -> Path:
         else None
     )
     tokens_per_step = config.data.per_device_batch_size * accumulation * manifest.block_size
-    if loop.stages > 1:  # why: one device's share; P stages share one data rank's tokens
-        tokens_per_step /= loop.stages
+    # why: one device's share; a pipeline's P stages share one data rank's tokens
+    device_tokens = tokens_per_step / loop.stages if loop.stages > 1 else tokens_per_step
     device_name = torch.cuda.get_device_name() if device == "cuda" else None
     metrics = (
         MetricsWriter(
             metrics_path,
-            tokens_per_step=tokens_per_step,
+            tokens_per_step=device_tokens,
             flops_per_token=flops_per_token(
                 n_params,
                 model_config.num_hidden_layers,
@@ -174,7 +174,7 @@ def run_pretrain(config: RunConfig, *, resume: bool = False) -> Path:
     if loop.is_main:
         finish_export(final, manifest.tokenizer_dir)
         plot_losses(metrics_path, out / "loss.png")
-        write_summary(out / SUMMARY, _summary(config, metrics, final, tokens_per_step * world))
+        write_summary(out / SUMMARY, _summary(config, metrics, final, tokens_per_step * data_world))
     return final
 
 
