@@ -1,10 +1,10 @@
 """The pipeline bubble on CPU: tokens/s of a 2-stage pipeline against micro-batches per step,
-next to the HF engine (data parallel, ZeRO-1) on the same 2 processes.
+next to the HF engine (data parallel) on the same 2 processes.
 
 For each m in --micro-batches (gradient accumulation = micro-batches per step), three runs of the
 product CLI on the same shards, model and per-micro-batch size:
   pipeline  engine 'pipeline', P=2 x DP=1 (torchrun, 2 processes, gloo)
-  hf-dp2    engine 'hf', ZeRO-1 on the same 2 processes
+  hf-dp2    engine 'hf', data parallel (DDP, gloo) on the same 2 processes
   single    engine 'hf', one process (the work of the whole model on one core)
 The measured bubble is 1 - pipeline / (2 x single): the share of the two processes' time not
 spent computing (idle stages, plus the sends between stages), printed against the schedule's
@@ -58,8 +58,6 @@ def _run(kind: str, micro: int, args, data: Path, out: Path) -> float:
     }
     if kind == "pipeline":
         settings |= {"parallelism.engine": "pipeline", "parallelism.pipeline_stages": STAGES}
-    if kind == "hf-dp2":
-        settings["parallelism.deepspeed"] = "zero1"
     for key, value in settings.items():
         command += ["--set", f"{key}={value}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
