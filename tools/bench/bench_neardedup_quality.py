@@ -1,21 +1,24 @@
-"""Near-dedup quality and speed on planted pairs built from real text, against datatrove.
+"""Near-dedup quality and cost on planted sets built from real text: shingling schemes, band
+layouts, and the default configuration per language and kind of edit (and against datatrove).
 
     uv run python tools/bench/bench_neardedup_quality.py --data ../shared/data/corpora \
-        [--datatrove-python PATH/bin/python] [--docs 600] [--no-spark]
+        [--split tune|eval] [--compare] [--datatrove-python PATH/bin/python] [--no-spark]
 
-Planted from real English (Dolma) and Chinese (zhwiki, CLUECorpusSmall) documents:
-* near copies: 0.5% of the words (English), 0.3% and 1% of the characters (Chinese) replaced;
-  pairs with true Jaccard >= 0.9 (on our default shingles: 5 words, 2 jieba words for Chinese)
-  and every Chinese 1% copy (Jaccard 0.89-0.93) count for recall; the 1% copies are also
-  scored on their own;
-* lightly related documents (a large share of words or characters replaced), splices (first half
-  of one document, second half of another: a duplicate of neither) and random unrelated pairs;
-  pairs with true Jaccard <= 0.5 count for the false-positive rate.
-A pair is "found" when both documents end in the same cluster. Throughput counts shingling,
-signatures, LSH and components. datatrove runs in its own environment (`--datatrove-python`, a
-Python with datatrove installed, never the workspace's) with its defaults (5-grams, 14 x 8
-hashes) and its word tokenizers: "eng" for English, "cmn" (jieba) for Chinese. Prints figures;
-asserts nothing.
+Base documents: real English (Dolma samples, >= 150 words) and Chinese (zhwiki and
+CLUECorpusSmall lines, >= 300 characters), shuffled with a fixed seed and cut in two disjoint
+halves: `--split tune` (the schemes and layouts were chosen on it) and `--split eval` (the
+figures the README reports). Each base gets two planted copies, of these kinds in turn:
+whitespace (line breaks and doubled spaces), boilerplate (a site header and footer around it),
+and insertions, deletions or substitutions of 0.5% or 1% of its characters. Negatives: the
+first half of one base spliced to the second half of the next (a duplicate of neither) and
+random pairs of unrelated bases.
+
+A pair counts for recall when its character 5-gram Jaccard (of the normalised text) is >= 0.9
+and for the false-positive rate when it is <= 0.5; pairs in between are listed, not scored. A
+pair is "found" when both documents end in the same cluster. Seconds cover shingling,
+signatures, LSH, verification and components. datatrove runs in its own environment
+(`--datatrove-python`, a Python with datatrove installed) with its defaults and its word
+tokenizers: "eng" for English, "cmn" for Chinese. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -27,16 +30,32 @@ import random
 import subprocess
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from tinylm_data.dedup import near_dedup_texts_local, shingles
+from tinylm_data.dedup import char_shingles, document_shingles, minhash_signatures, near_dedup_local
+from tinylm_data.dedup.lsh import choose_bands
+from tinylm_data.dedup.planted import plant
 
 HERE = Path(__file__).resolve().parent
+SPLIT_SEED = 12  # fixes which bases are tuning text and which are evaluation text
+
+# name -> document_shingles keyword arguments
+SCHEMES = {
+    "words-3": {"scheme": "words", "ngram": 3},
+    "words-5": {"scheme": "words", "ngram": 5},
+    "chars-4": {"scheme": "chars", "ngram_chars": 4},
+    "chars-5": {"scheme": "chars", "ngram_chars": 5},
+    "chars-7": {"scheme": "chars", "ngram_chars": 7},
+    "words-5+chars-5": {"scheme": "words+chars", "ngram": 5, "ngram_chars": 5},
+}
+LAYOUTS = [(14, 9), (16, 8), (20, 6), (10, 12), (25, 5)]
+DEFAULT_SCHEME = "chars-5"
 
 
-def load_texts(data: Path, per_language: int, rng: random.Random) -> tuple[list[str], list[str]]:
+def load_bases(data: Path, split: str) -> tuple[list[str], list[str]]:
     english = []
     for path in sorted((data / "dolma_samples").glob("*.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as handle:
@@ -50,23 +69,11 @@ def load_texts(data: Path, per_language: int, rng: random.Random) -> tuple[list[
             for line in path.read_text(encoding="utf-8").splitlines():
                 if len(line) >= 300:
                     chinese.append(line[:2000])
+    rng = random.Random(SPLIT_SEED)
     rng.shuffle(english)
     rng.shuffle(chinese)
-    return english[:per_language], chinese[:per_language]
-
-
-def edit_words(text: str, share: float, rng: random.Random, vocab: list[str]) -> str:
-    words = text.split()
-    for i in rng.sample(range(len(words)), max(1, round(share * len(words)))):
-        words[i] = rng.choice(vocab)
-    return " ".join(words)
-
-
-def edit_chars(text: str, share: float, rng: random.Random, alphabet: str) -> str:
-    chars = list(text)
-    for i in rng.sample(range(len(chars)), max(1, round(share * len(chars)))):
-        chars[i] = rng.choice(alphabet)
-    return "".join(chars)
+    half = 0 if split == "tune" else 1
+    return english[half::2], chinese[half::2]
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -74,75 +81,111 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
     return len(np.intersect1d(a, b)) / union if union else 1.0
 
 
-def plant(english: list[str], chinese: list[str], rng: random.Random):
-    """Documents (text, language) and the pairs to score: (i, j, true Jaccard, kind)."""
-    docs: list[tuple[str, str]] = []
-    pairs: list[tuple[int, int, str]] = []
-    vocab = sorted({w for t in english for w in t.split()})
-    alphabet = "".join(sorted({c for t in chinese for c in t if "\u4e00" <= c <= "\u9fff"}))
-    for language, bases in (("en", english), ("zh", chinese)):
-        first = len(docs)
-        docs += [(t, language) for t in bases]
-        base_ids = list(range(first, len(docs)))
-        for k, i in enumerate(base_ids):
-            text = docs[i][0]
-            kind = k % 3
-            if kind == 0 and language == "en":
-                docs.append((edit_words(text, 0.005, rng, vocab), language))
-                pairs.append((i, len(docs) - 1, "copy"))
-            elif kind == 0:
-                # 1% of the characters (the issue's case) and a lighter 0.3% copy beside it.
-                docs.append((edit_chars(text, 0.01, rng, alphabet), language))
-                pairs.append((i, len(docs) - 1, "copy1%"))
-                docs.append((edit_chars(text, 0.003, rng, alphabet), language))
-                pairs.append((i, len(docs) - 1, "copy"))
-            elif kind == 1:
-                related = (
-                    edit_words(text, 0.15, rng, vocab)
-                    if language == "en"
-                    else edit_chars(text, 0.08, rng, alphabet)
-                )
-                docs.append((related, language))
-                pairs.append((i, len(docs) - 1, "related"))
-            else:
-                other = base_ids[(k + 1) % len(base_ids)]
-                a, b = text, docs[other][0]
-                if language == "en":
-                    wa, wb = a.split(), b.split()
-                    splice = " ".join(wa[: len(wa) // 2] + wb[len(wb) // 2 :])
-                else:
-                    splice = a[: len(a) // 2] + b[len(b) // 2 :]
-                docs.append((splice, language))
-                pairs += [(i, len(docs) - 1, "splice"), (other, len(docs) - 1, "splice")]
-        for _ in range(5 * len(base_ids)):
-            i, j = rng.sample(base_ids, 2)
-            pairs.append((min(i, j), max(i, j), "unrelated"))
-    return docs, pairs
+def classify(docs, pairs):
+    """Pairs by (language, kind) split into positives, negatives and the number in between."""
+    sets = [char_shingles(t, 5) for t, _ in docs]
+    table: dict[tuple[str, str], dict] = defaultdict(lambda: {"pos": [], "neg": [], "mid": []})
+    for i, j, language, kind in pairs:
+        value = jaccard(sets[i], sets[j])
+        entry = table[language, kind]
+        if value >= 0.9:
+            entry["pos"].append((i, j))
+        elif value <= 0.5:
+            entry["neg"].append((i, j))
+        else:
+            entry["mid"].append((i, j))
+    return dict(table)
 
 
-def score(labels: dict, positives, negatives, zh_copies) -> tuple[float, float, int, float]:
+def signatures_of(docs, options: dict, num_perm: int = 128) -> tuple[np.ndarray, float, float]:
+    """Signatures, and the seconds of shingling and of signatures."""
+    start = time.perf_counter()
+    sets = [document_shingles(t, lang, **options) for t, lang in docs]
+    middle = time.perf_counter()
+    sigs = minhash_signatures(sets, num_perm=num_perm)
+    return sigs, middle - start, time.perf_counter() - middle
+
+
+def dedup_signatures(sigs, work: Path, threshold: float, layout=None):
+    start = time.perf_counter()
+    ids = np.arange(len(sigs), dtype=np.int64)
+    batches = (
+        (ids[lo : lo + 1000], np.zeros(len(ids[lo : lo + 1000]), np.int64), sigs[lo : lo + 1000])
+        for lo in range(0, len(sigs), 1000)
+    )
+    result = near_dedup_local(batches, threshold=threshold, work_dir=work, layout=layout)
+    return result, time.perf_counter() - start
+
+
+def rates(labels: dict, table: dict, language: str | None = None) -> tuple[float, float, int, int]:
+    """(recall, false-positive rate, positives, false positives) over the table's pairs."""
+
     def same(i, j):
         return labels.get(i, i) == labels.get(j, j)
 
-    recall = sum(same(i, j) for i, j in positives) / max(1, len(positives))
-    false = sum(same(i, j) for i, j in negatives)
-    zh_recall = sum(same(i, j) for i, j in zh_copies) / max(1, len(zh_copies))
-    return recall, false / max(1, len(negatives)), false, zh_recall
+    pos = [p for (lang, _), e in table.items() if language in (None, lang) for p in e["pos"]]
+    neg = [p for (lang, _), e in table.items() if language in (None, lang) for p in e["neg"]]
+    found = sum(same(i, j) for i, j in pos)
+    false = sum(same(i, j) for i, j in neg)
+    return found / max(1, len(pos)), false / max(1, len(neg)), len(pos), false
 
 
-def run_ours_local(docs, work: Path) -> tuple[dict, float]:
-    start = time.perf_counter()
-    batches = (
-        (
-            list(range(lo, min(lo + 1000, len(docs)))),
-            ["all"] * len(docs[lo : lo + 1000]),
-            [t for t, _ in docs[lo : lo + 1000]],
-            [lang for _, lang in docs[lo : lo + 1000]],
-        )
-        for lo in range(0, len(docs), 1000)
+def compare(docs, table, work: Path) -> None:
+    print("\nshingling schemes (128 permutations, bands x rows from choose_bands):")
+    print(
+        f"{'scheme':<16} {'thr':>4} {'layout':>6} {'recall en':>9} {'recall zh':>9} "
+        f"{'FP en':>7} {'FP zh':>7} {'cand.':>7} {'sig s':>6} {'lsh s':>6}"
     )
-    result = near_dedup_texts_local(batches, work_dir=work / "ours")
-    return result.labels, time.perf_counter() - start
+    signatures = {}
+    for name, options in SCHEMES.items():
+        sigs, shingle_seconds, minhash_seconds = signatures_of(docs, options)
+        sig_seconds = shingle_seconds + minhash_seconds
+        signatures[name] = sigs
+        for threshold in (0.7, 0.8, 0.9):
+            result, lsh_seconds = dedup_signatures(sigs, work, threshold)
+            en, zh = rates(result.labels, table, "en"), rates(result.labels, table, "zh")
+            print(
+                f"{name:<16} {threshold:>4} {result.bands:>3}x{result.rows:<2} {en[0]:>9.4f} "
+                f"{zh[0]:>9.4f} {en[3]:>7} {zh[3]:>7} {result.candidate_pairs:>7} "
+                f"{sig_seconds:>6.2f} {lsh_seconds:>6.2f}"
+            )
+    print(f"\nband layouts ({DEFAULT_SCHEME}, threshold 0.8):")
+    print(
+        f"{'layout':>6} {'P(s=0.9)':>9} {'recall en':>9} {'recall zh':>9} {'FP':>4} {'cand.':>7} {'lsh s':>6}"
+    )
+    for bands, rows in LAYOUTS:
+        result, lsh_seconds = dedup_signatures(signatures[DEFAULT_SCHEME], work, 0.8, (bands, rows))
+        en, zh = rates(result.labels, table, "en"), rates(result.labels, table, "zh")
+        s_curve = 1 - (1 - 0.9**rows) ** bands
+        print(
+            f"{bands:>3}x{rows:<2} {s_curve:>9.4f} {en[0]:>9.4f} {zh[0]:>9.4f} {en[3] + zh[3]:>4} "
+            f"{result.candidate_pairs:>7} {lsh_seconds:>6.2f}"
+        )
+
+
+def per_kind(name: str, labels: dict, table: dict) -> None:
+    def same(i, j):
+        return labels.get(i, i) == labels.get(j, j)
+
+    print(f"\n{name}: per language and kind (recall on J >= 0.9, false positives on J <= 0.5)")
+    print(
+        f"{'lang':<4} {'kind':<16} {'J>=0.9':>6} {'found':>6} {'recall':>7} {'J<=0.5':>6} "
+        f"{'FP':>4} {'between':>7} {'found':>6}"
+    )
+    for (language, kind), entry in sorted(table.items()):
+        found = sum(same(i, j) for i, j in entry["pos"])
+        false = sum(same(i, j) for i, j in entry["neg"])
+        between = sum(same(i, j) for i, j in entry["mid"])
+        recall = f"{found / len(entry['pos']):.4f}" if entry["pos"] else "-"
+        print(
+            f"{language:<4} {kind:<16} {len(entry['pos']):>6} {found:>6} {recall:>7} "
+            f"{len(entry['neg']):>6} {false:>4} {len(entry['mid']):>7} {between:>6}"
+        )
+    for language in ("en", "zh"):
+        recall, fp_rate, positives, false = rates(labels, table, language)
+        print(
+            f"{language}: recall {recall:.4f} of {positives}, false-positive rate {fp_rate:.5f} ({false} pairs)"
+        )
 
 
 def run_ours_spark(docs) -> tuple[dict, float]:
@@ -180,18 +223,14 @@ def run_datatrove(docs, python: str, work: Path) -> tuple[dict, float]:
                     handle.write(
                         json.dumps({"id": str(i), "text": text}, ensure_ascii=False) + "\n"
                     )
-        out = subprocess.run(
-            [
-                python,
-                str(HERE / "datatrove_minhash_runner.py"),
-                str(folder / "input.jsonl"),
-                str(folder / "work"),
-                dt_language,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        command = [
+            python,
+            str(HERE / "datatrove_minhash_runner.py"),
+            str(folder / "input.jsonl"),
+            str(folder / "work"),
+            dt_language,
+        ]
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
         report = json.loads(out.stdout.strip().splitlines()[-1])
         seconds += report["seconds"]
         labels.update(
@@ -203,66 +242,49 @@ def run_datatrove(docs, python: str, work: Path) -> tuple[dict, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the shared corpora folder")
-    parser.add_argument("--docs", type=int, default=600, help="base documents per language")
+    parser.add_argument("--split", choices=["tune", "eval"], default="eval")
+    parser.add_argument("--compare", action="store_true", help="compare schemes and layouts")
     parser.add_argument("--datatrove-python", default=None, help="a Python with datatrove")
     parser.add_argument("--no-spark", action="store_true")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the planted edits")
     args = parser.parse_args()
     if not (args.data / "dolma_samples").is_dir():
         raise SystemExit(f"corpora not found: no dolma_samples folder under {args.data} (--data)")
-    rng = random.Random(args.seed)
-    english, chinese = load_texts(args.data, args.docs, rng)
+    english, chinese = load_bases(args.data, args.split)
     if not english or not chinese:
         raise SystemExit(
             f"{args.data} gave {len(english)} English and {len(chinese)} Chinese documents; "
             "the bench needs both (dolma_samples/*.gz, zhwiki_sample or cluecorpussmall_sample)"
         )
-    docs, pairs = plant(english, chinese, rng)
-    sets = [shingles(t, lang) for t, lang in docs]
-    positives, negatives, excluded, zh_copies = [], [], 0, []
-    by_kind: dict[str, list[float]] = {}
-    for i, j, kind in pairs:
-        value = jaccard(sets[i], sets[j])
-        by_kind.setdefault(f"{kind}-{docs[i][1]}", []).append(value)
-        if kind == "copy1%":
-            zh_copies.append((i, j))
-        if value >= 0.9 or kind == "copy1%":
-            positives.append((i, j))
-        elif value <= 0.5:
-            negatives.append((i, j))
-        else:
-            excluded += 1
-    print(f"documents: {len(docs)} ({len(english)} English and {len(chinese)} Chinese bases)")
-    for kind, values in sorted(by_kind.items()):
-        print(
-            f"  {kind:<14} pairs {len(values):>5}  true Jaccard median {np.median(values):.3f} "
-            f"min {min(values):.3f} max {max(values):.3f}"
-        )
+    docs, pairs = plant(english, chinese, random.Random(args.seed))
+    table = classify(docs, pairs)
+    scored = sum(len(e["pos"]) + len(e["neg"]) for e in table.values())
     print(
-        f"pairs scored: {len(positives)} with J >= 0.9 or Chinese 1% copies, "
-        f"{len(negatives)} with J <= 0.5 "
-        f"({excluded} in between, not scored)"
+        f"split {args.split}: {len(docs)} documents from {len(english)} English and "
+        f"{len(chinese)} Chinese bases; {scored} pairs scored"
     )
-    rows = []
+    bands, rows = choose_bands(0.8, 128)
     with tempfile.TemporaryDirectory() as tmp:
-        labels, seconds = run_ours_local(docs, Path(tmp))
-        rows.append(("tinylm local", labels, seconds))
-        if not args.no_spark:
-            labels, seconds = run_ours_spark(docs)
-            rows.append(("tinylm spark local[2]", labels, seconds))
-        if args.datatrove_python:
-            labels, seconds = run_datatrove(docs, args.datatrove_python, Path(tmp))
-            rows.append(("datatrove", labels, seconds))
-    print(
-        f"{'engine':<22} {'docs/s':>9} {'recall J>=0.9':>14} {'FP rate J<=0.5':>15} "
-        f"{'FP pairs':>9} {'recall zh 1% copies':>20}"
-    )
-    for name, labels, seconds in rows:
-        recall, fp_rate, fp, zh_recall = score(labels, positives, negatives, zh_copies)
+        work = Path(tmp)
+        if args.compare:
+            compare(docs, table, work / "compare")
+        sigs, shingle_seconds, minhash_seconds = signatures_of(docs, SCHEMES[DEFAULT_SCHEME])
+        result, lsh_seconds = dedup_signatures(sigs, work / "default", 0.8)
+        total = shingle_seconds + minhash_seconds + lsh_seconds
         print(
-            f"{name:<22} {len(docs) / seconds:>9.0f} {recall:>14.4f} {fp_rate:>15.5f} "
-            f"{fp:>9} {zh_recall:>20.4f}"
+            f"profile ({DEFAULT_SCHEME}): shingling {shingle_seconds:.2f} s "
+            f"({shingle_seconds / total:.0%}), signatures {minhash_seconds:.2f} s "
+            f"({minhash_seconds / total:.0%}), LSH + verification + components "
+            f"{lsh_seconds:.2f} s ({lsh_seconds / total:.0%})"
         )
+        rows_out = [(f"tinylm local ({DEFAULT_SCHEME}, {bands}x{rows})", result.labels, total)]
+        if not args.no_spark:
+            rows_out.append(("tinylm spark local[2]", *run_ours_spark(docs)))
+        if args.datatrove_python:
+            rows_out.append(("datatrove", *run_datatrove(docs, args.datatrove_python, work)))
+    for name, labels, seconds in rows_out:
+        per_kind(name, labels, table)
+        print(f"{name}: {len(docs) / seconds:.0f} documents/s")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Runs datatrove's MinHash dedup pipeline on a JSONL file; used by bench_neardedup_quality.py.
 
-It runs in a separate environment that has datatrove (never in the workspace):
+It runs with a Python that has datatrove: the workspace's own after
+`uv sync --all-packages --group bench`, or any other environment:
 
     python datatrove_minhash_runner.py INPUT.jsonl WORK_DIR LANGUAGE
 
@@ -25,11 +26,14 @@ from datatrove.pipeline.dedup.minhash import (
 )
 from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
+from datatrove.utils.hashing import HashConfig
 
 
 def main(input_path: str, work: str, language: str) -> None:
     work_dir = Path(work)
-    config = MinhashConfig()  # datatrove's defaults: 5-grams, 14 buckets x 8 hashes
+    # datatrove's defaults (5-grams, 14 buckets x 8 hashes) but sha1 shingle hashes: its xxhash
+    # path hands str to xxhash, which xxhash >= 4 (our pin) refuses.
+    config = MinhashConfig(hash_config=HashConfig(hash_fc="sha1"))
     reader = JsonlReader(str(Path(input_path).parent), glob_pattern=Path(input_path).name)
     stages = [
         [reader, MinhashDedupSignature(str(work_dir / "sigs"), config=config, language=language)],

@@ -48,6 +48,7 @@ def test_stages_are_declared_once_in_pipeline_order():
         Stage.FILTER,
         Stage.EXACT_DEDUP,
         Stage.NEAR_DEDUP,
+        Stage.QUALITY,
         Stage.MIXTURE,
     )
 

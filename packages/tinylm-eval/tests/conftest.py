@@ -33,3 +33,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     tokenizer = train_tokenizer(out)
     save_tiny_qwen2(out, len(tokenizer))
     return out
+
+
+@pytest.fixture(scope="session")
+def chat_model_dir(tmp_path_factory) -> Path:
+    """A tiny Qwen2 with the seed chat template, trained to give the answers in
+    `chat_test_helpers.ANSWERS` (greedy), saved as an SFT export."""
+    import torch
+    from chat_test_helpers import save_chat_model
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    return save_chat_model(tmp_path_factory.mktemp("chat-qwen2"))

@@ -65,7 +65,10 @@ def test_a_config_mistake_exits_non_zero_before_any_work(tmp_path):
 def test_an_unknown_config_name_lists_the_shipped_configs():
     result = CliRunner().invoke(app, ["pretrain", "--config", "nope"])
     assert result.exit_code == 2
-    assert "shipped: debug, sample-cpu, tinylm-0.5b-6x24gb, tinylm-0.5b-8xh100" in result.output
+    assert (
+        "shipped: debug, sample-cpu, sft-sample-cpu, tinylm-0.5b-6x24gb, tinylm-0.5b-8xh100"
+        in result.output
+    )
 
 
 ENTRY = Path(sys.executable).with_name("tinylm-train")

@@ -35,7 +35,7 @@ def test_a_whole_section_can_be_overridden_as_a_yaml_mapping(run_yaml):
     assert (config.checkpoint.save_steps, config.checkpoint.save_total_limit) == (5, 1)
 
 
-SHIPPED = ["debug", "sample-cpu", "tinylm-0.5b-6x24gb", "tinylm-0.5b-8xh100"]
+SHIPPED = ["debug", "sample-cpu", "sft-sample-cpu", "tinylm-0.5b-6x24gb", "tinylm-0.5b-8xh100"]
 
 
 def test_every_shipped_config_validates_and_is_listed():
@@ -137,7 +137,7 @@ def test_report_to_accepts_only_known_targets(run_yaml):
 
 
 def test_an_unknown_config_name_lists_the_shipped_ones():
-    shipped = "debug, sample-cpu, tinylm-0.5b-6x24gb, tinylm-0.5b-8xh100"
+    shipped = "debug, sample-cpu, sft-sample-cpu, tinylm-0.5b-6x24gb, tinylm-0.5b-8xh100"
     with pytest.raises(ConfigError, match=rf"nope is neither a file.*shipped: {shipped}"):
         load_config("nope")
 

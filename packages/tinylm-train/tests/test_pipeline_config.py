@@ -61,11 +61,6 @@ def test_stages_need_the_pipeline_engine_and_sdpa_is_refused():
         )
 
 
-def test_init_from_must_be_a_model_directory(tmp_path):
-    with pytest.raises(ConfigError, match=r"model.init_from: .* \(no config.json\)"):
-        validate_config({**BASE, "model": {"init_from": str(tmp_path)}})
-
-
 @pytest.mark.parametrize(
     ("overrides", "env", "key"),
     [

@@ -33,6 +33,10 @@ _LAZY = {
     "load_manifest": "inspect_dataset",
     "verify_shards": "inspect_dataset",
     "sample_dir": "sample",
+    "SftConfig": "sft",
+    "run_sft_build": "sft",
+    "PrefConfig": "pref",
+    "run_pref_build": "pref",
 }
 
 __all__ = ["Document", "Rejection", "__version__", *_LAZY]

@@ -21,6 +21,8 @@ REJECT_SCHEMA = pa.schema(
         ("detail", pa.string()),
         ("file", pa.string()),
         ("line", pa.int64()),
+        ("duplicate_of", pa.string()),
+        ("cluster", pa.int64()),
     ]
 )
 

@@ -34,6 +34,8 @@ from .steps import Step, StepChain
 
 if TYPE_CHECKING:
     from .engines import Engine
+    from .quality.judge import QualityJudge
+    from .quality.scoring import ScoringPlan
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class AssemblyResult:
     seconds: dict[str, float] = field(default_factory=dict)  # per stage
     validation_shards: list[dict] = field(default_factory=list)
     validation_pack_stats: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] | None = None  # QualityJudge.summary(), when the build has scorers
 
 
 @dataclass(frozen=True)
@@ -174,10 +177,18 @@ class DuplicateStep(Step):
             if removal is None or removal.stage is not self.stage:
                 kept.append(row)
                 continue
-            detail = f"duplicate of {self.ids[removal.kept_ordinal]}"
-            if removal.cluster is not None:
-                detail += f" (cluster {removal.cluster})"
-            rejected.append(batch.rejection(row, self.stage, self.reason, detail))
+            kept_id = self.ids[removal.kept_ordinal]
+            cluster = removal.kept_ordinal if removal.cluster is None else removal.cluster
+            rejected.append(
+                batch.rejection(
+                    row,
+                    self.stage,
+                    self.reason,
+                    f"duplicate of {kept_id} (cluster {cluster})",
+                    duplicate_of=kept_id,
+                    cluster=cluster,
+                )
+            )
         batch.rows = kept
         return batch, rejected
 
@@ -220,12 +231,18 @@ class SplitStep(Step):
 
 
 def assembly_steps(
-    config: BuildConfig, removals: Mapping[int, Removal], ids: Mapping[int, str]
+    config: BuildConfig,
+    removals: Mapping[int, Removal],
+    ids: Mapping[int, str],
+    judge: QualityJudge | None = None,
 ) -> list[Step]:
     """The per-document chain of the assembly, in order; the survivors are packed."""
+    from .quality.judge import QualityStep
+
     return [
         DuplicateStep(Stage.EXACT_DEDUP, removals, ids),
         DuplicateStep(Stage.NEAR_DEDUP, removals, ids),
+        *([QualityStep(judge)] if judge is not None else []),
         MixtureStep(config),
         SplitStep(config),
     ]
@@ -244,6 +261,7 @@ class Assembly:
         token_columns: Mapping[str, str],
         engine: Engine,
         progress: Progress,
+        quality: ScoringPlan | None = None,
     ) -> None:
         self.config = config
         self.tasks = tasks
@@ -254,6 +272,7 @@ class Assembly:
         self.token_columns = dict(token_columns)
         self.engine = engine
         self.progress = progress
+        self.quality = quality
         self.kept = KeptFiles.of(config, tasks, stage_dir)
 
     def find_removals(self, seconds: Counter) -> dict[int, Removal]:
@@ -298,9 +317,17 @@ class Assembly:
         config = self.config
         seconds: Counter = Counter()
         removals = self.find_removals(seconds)
+        judge = None
+        if self.quality is not None:
+            from .quality.judge import QualityJudge
+
+            self.progress.stage(Stage.QUALITY, None)
+            start = perf_counter()
+            judge = QualityJudge(self.quality, self.kept, self.stage_dir, removals)
+            seconds[Stage.QUALITY] += perf_counter() - start
         ids: dict[int, str] = {}
         referenced = {r.kept_ordinal for r in removals.values()}
-        chain = StepChain(assembly_steps(config, removals, ids))
+        chain = StepChain(assembly_steps(config, removals, ids, judge))
         weights = [s.weight for s in config.sources]
         names = [s.name for s in config.sources]
         removed: dict[str, dict[str, Counter]] = {name: {} for name in names}
@@ -363,6 +390,10 @@ class Assembly:
             validation_shards.add(block)
         validation_written = validation_shards.close()
         seconds[Stage.PACK] += perf_counter() - start
+        if judge is not None:
+            start = perf_counter()
+            judge.write_table(self.out_dir)
+            seconds[Stage.QUALITY] += perf_counter() - start
         return AssemblyResult(
             shards=written,
             pack_stats=packer.stats.as_dict(),
@@ -376,6 +407,7 @@ class Assembly:
             seconds=dict(seconds),
             validation_shards=validation_written,
             validation_pack_stats=validation_packer.stats.as_dict(),
+            quality=judge.summary() if judge is not None else None,
         )
 
     def _packer(self):

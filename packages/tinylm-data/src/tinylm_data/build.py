@@ -24,9 +24,10 @@ from .build_stats import build_stats
 from .config import BuildConfig
 from .fingerprint import code_fingerprint, file_fingerprint, version_id
 from .progress import Progress
+from .quality.scoring import ScoringPlan
 from .stage_one import StageOneJob, Task, load_finished, stage_one_identity, task_key
 from .stage_one_worker import WorkerSetup
-from .stages import STAGE_ONE
+from .stages import STAGE_ONE, Stage
 from .steps import Step, declared_token_columns
 from .tokenizer import LoadedTokenizer
 
@@ -127,12 +128,17 @@ def run_build(
     identity = stage_one_identity(
         config, tokenizer_sha256=tokenizer.info.sha256, code_version=code_version
     )
+    quality = ScoringPlan.of(config, base, code_version)  # a missing model fails here
     tasks = plan_tasks(config, base, identity)
-    config_data = config.model_dump(mode="json")
+    # Without scorers the config reads as it did before the quality stage (same version ids).
+    config_data = config.model_dump(
+        mode="json", exclude=None if config.quality.enabled else {"quality"}
+    )
     version = version_id(
         inputs=[
             {"source": t.source, "file": t.display_path, "content": t.fingerprint} for t in tasks
-        ],
+        ]
+        + (quality.inputs() if quality is not None else []),
         config=config_data,
         code_version=code_version,
         tokenizer_sha256=tokenizer.info.sha256,
@@ -181,6 +187,11 @@ def run_build(
     progress.stage(", ".join(STAGE_ONE), sum(t.size for t in todo) or None)
     for summary in engine.run_tasks(todo, job, progress):
         summaries[summary["task"]] = summary
+    scoring_seconds = 0.0
+    if quality is not None:
+        scoring = quality.todo(stage_dir, tasks)
+        progress.stage(f"{Stage.QUALITY} scores", len(scoring) or None)
+        scoring_seconds = engine.quality_scores(scoring, quality, stage_dir, progress)
 
     # Stage 2 into a staging directory, renamed into place when complete.
     staging = dataset_dir / f".staging-{version}"
@@ -196,10 +207,11 @@ def run_build(
         token_columns=token_columns,
         engine=engine,
         progress=progress,
+        quality=quality,
     ).run()
     progress.stage("write manifest", None)
     tokenizer.save(staging / "tokenizer")
-    stats = build_stats(config, tasks, summaries, assembled)
+    stats = build_stats(config, tasks, summaries, assembled, scoring_seconds=scoring_seconds)
     if stats["total"]["kept"] == 0 and not options.allow_empty:
         shutil.rmtree(staging, ignore_errors=True)
         raise EmptyBuildError(_empty_build_message(stats["total"], len(tasks)))
@@ -236,6 +248,7 @@ def run_build(
             for t in tasks
         ],
         "config": config_data,
+        **({"quality": assembled.quality} if assembled.quality is not None else {}),
         "rejects": [f"rejects/{name}" for name in assembled.reject_files],
         "shards": assembled.shards,
     }

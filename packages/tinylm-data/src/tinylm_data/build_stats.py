@@ -14,10 +14,16 @@ ACCOUNTING = ("in", "kept", "filtered", "duplicates", "rejected")
 
 
 def build_stats(
-    config: BuildConfig, tasks: list[Task], summaries: list[dict], assembled: AssemblyResult
+    config: BuildConfig,
+    tasks: list[Task],
+    summaries: list[dict],
+    assembled: AssemblyResult,
+    *,
+    scoring_seconds: float = 0.0,
 ) -> dict[str, Any]:
     sources: dict[str, Any] = {}
     seconds: Counter = Counter(assembled.seconds)
+    seconds[Stage.QUALITY] += scoring_seconds
     for source in config.sources:
         mine = [s for t, s in zip(tasks, summaries, strict=True) if t.source == source.name]
         removed: dict[str, Counter] = {stage: Counter() for stage in REMOVING_STAGES}
@@ -60,6 +66,7 @@ def build_stats(
             "exact_duplicates": sum(removed[Stage.EXACT_DEDUP].values()),
             "near_duplicates": sum(removed[Stage.NEAR_DEDUP].values()),
             "sampled_out": sum(removed[Stage.MIXTURE].values()),
+            "quality_removed": dict(sorted(removed[Stage.QUALITY].items())),
             "weight": source.weight,
             "tokens_kept": counts["tokens_kept"],
             "tokens_packed": counts["tokens_packed"],
@@ -73,6 +80,7 @@ def build_stats(
         totals.update(s["accounting"])
     return {
         "sources": sources,
+        **({"quality": assembled.quality} if assembled.quality is not None else {}),
         "total": {k: totals[k] for k in ACCOUNTING},
         "packing": assembled.pack_stats,
         "validation": {

@@ -24,6 +24,15 @@ def _mount_optional_apps() -> None:
     from .cli_download import download_app
 
     app.add_typer(download_app, name="download", help="Fetch corpora into a local cache.")
+    from .cli_sft import sft_app
+
+    app.add_typer(sft_app, name="sft", help="Instruction-tuning (SFT) data.")
+    from .cli_pref import pref_app
+
+    app.add_typer(pref_app, name="pref", help="Preference-pair (DPO) data.")
+    from .cli_quality import quality_app
+
+    app.add_typer(quality_app, name="quality", help="Quality scorers: train a classifier, report scores.")
 
 
 _mount_optional_apps()
@@ -275,7 +284,11 @@ def _print_summary(console, result) -> None:
         f"utilisation {tok['utilisation']:.2%}, split documents {tok['split_fraction']:.2%}, "
         f"{len(manifest['shards'])} shard(s)\n"
         f"validation: {_validation_line(stats['validation'])}\n"
-        f"output: {result.out_dir}  (stats.json, rejects/, plots/ beside the manifest)"
+        + "".join(
+            f"quality: {q['name']} removed {q['removed']:,} of {q['judged']:,} ({q['rule_text']})\n"
+            for q in stats.get("quality", {}).get("scorers", [])
+        )
+        + f"output: {result.out_dir}  (stats.json, rejects/, plots/ beside the manifest)"
     )
 
 
@@ -291,8 +304,9 @@ def _validation_line(validation: dict) -> str:
 def _split_line(split: dict | None) -> str:
     if split is None:
         return "none"
+    share = f" ({split['share']:.2%} share)" if "share" in split else ""
     return (
-        f"{split['documents']:,} documents ({split['share']:.2%} share), "
+        f"{split['documents']:,} documents{share}, "
         f"{split['num_blocks']:,} blocks in {len(split['shards'])} shard(s)"
     )
 
@@ -304,7 +318,8 @@ def inspect(
     verify: Annotated[bool, typer.Option(help="Check every shard's size and sha256.")] = False,
     max_chars: Annotated[int, typer.Option(help="Characters shown per segment (0: all).")] = 400,
 ) -> None:
-    """Show a dataset's manifest and decode one block with its document boundaries marked."""
+    """Show a dataset's manifest and decode one block with its document boundaries marked
+    (SFT blocks: trained tokens in bold, the rest dim; preference pairs: one pair decoded)."""
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -326,8 +341,14 @@ def inspect(
     except DatasetError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    if manifest["format"] == "tinylm-preference-pairs":
+        from .cli_pref import inspect_pairs
+
+        inspect_pairs(console, directory, manifest, index=block, verify=verify, max_chars=max_chars)
+        return
     info = Table.grid(padding=(0, 2))
     tok = manifest["tokenizer"]
+    sft = manifest.get("sft")
     for key, value in [
         (
             "dataset",
@@ -352,16 +373,31 @@ def inspect(
             f"{len(manifest['shards'])} ({sum(s['bytes'] for s in manifest['shards']):,} bytes)",
         ),
         ("validation", _split_line(manifest.get("splits", {}).get("validation"))),
+        *(
+            [
+                (
+                    "sft",
+                    f"template {sft['template']}, max_length {sft['max_length']}, trainable tokens "
+                    f"{sft['trainable_tokens']['train']:,} train / "
+                    f"{sft['trainable_tokens']['validation']:,} validation",
+                )
+            ]
+            if sft
+            else []
+        ),
     ]:
         info.add_row(f"[bold]{key}[/bold]", value)
     console.print(info)
-    counts = Table(title="documents per source")
-    for column in ("source", "in", "kept", "filtered", "duplicates", "rejected"):
+    counts = Table(title=f"{'samples' if sft else 'documents'} per source")
+    figures = [
+        k
+        for k in ("in", "kept", "filtered", "duplicates", "rejected")
+        if all(k in c for c in manifest["counts"].values())
+    ]
+    for column in ("source", *figures):
         counts.add_column(column, justify="left" if column == "source" else "right")
     for name, c in manifest["counts"].items():
-        counts.add_row(
-            name, *(f"{c[k]:,}" for k in ("in", "kept", "filtered", "duplicates", "rejected"))
-        )
+        counts.add_row(name, *(f"{c[k]:,}" for k in figures))
     console.print(counts)
     # Sizes always (a stat per shard); checksums of every shard with --verify, else of the one read.
     problems = verify_shards(directory, manifest, checksum=verify)
@@ -391,7 +427,16 @@ def inspect(
         text.append(
             f"⟦{k}: {seg.doc_id} tokens {seg.start}–{seg.end}⟧", style=f"bold {colours[k % 6]}"
         )
-        text.append(shown + "\n", style=colours[k % 6])
+        if seg.spans:  # an SFT sample: what is trained in bold, the rest dim
+            left = max_chars or None
+            for part, trained in seg.spans:
+                piece = part if left is None else part[: max(left, 0)]
+                text.append(piece, style=f"bold {colours[k % 6]}" if trained else "dim")
+                if left is not None:
+                    left -= len(part)
+            text.append((" …" if left is not None and left < 0 else "") + "\n")
+        else:
+            text.append(shown + "\n", style=colours[k % 6])
     partial = " (partial)" if row["is_partial"] else ""
     console.print(
         Panel(

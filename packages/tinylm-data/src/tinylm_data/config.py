@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .filters.config import FilterConfig
+from .quality.config import QualityConfig
 
 READER_KINDS = ("dolma", "baike_qa", "zhihu_kol", "clue", "jsonl", "parquet", "txt")
 
@@ -71,6 +72,12 @@ class NearDedupConfig(_Strict):
         0.8, gt=0, lt=1, description="Jaccard similarity that makes a duplicate."
     )
     num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations.")
+    shingle: Literal["chars", "words", "words+chars"] = Field(
+        "chars",
+        description="Shingles: character n-grams of the normalised text (every language), "
+        "word n-grams (jieba words for Chinese), or both.",
+    )
+    ngram_chars: int = Field(5, ge=1, le=32, description="Characters per shingle ('chars').")
     ngram: int = Field(5, ge=1, le=32, description="Words per shingle (English and others).")
     # One changed character alters a jieba word and every shingle holding it: at 5 words a
     # copy with 1% of its characters changed keeps Jaccard ~0.81, at 2 words ~0.91, while
@@ -110,6 +117,10 @@ class BuildConfig(_Strict):
         default_factory=FilterConfig, description="Which documents the filters drop."
     )
     dedup: DedupConfig = DedupConfig()
+    quality: QualityConfig = Field(
+        default_factory=QualityConfig,
+        description="Model-based quality scorers and rules, applied after dedup.",
+    )
     seed: int = Field(0, description="Seed of the mixture sampling and the validation split.")
     validation_share: float = Field(
         0.005,
@@ -136,13 +147,21 @@ class BuildConfig(_Strict):
         return value
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
 class ConfigError(ValueError):
     """A configuration that cannot be used, with a message meant for the user."""
 
 
 def parse_config(data: dict[str, Any], *, origin: str = "config") -> BuildConfig:
+    return parse_model(BuildConfig, data, origin=origin)
+
+
+def parse_model(model: type[_M], data: dict[str, Any], *, origin: str = "config") -> _M:
+    """`data` validated into `model`; every mistake reported at once by its dotted key path."""
     try:
-        return BuildConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         lines = [f"invalid {origin}:"]
         for err in exc.errors():

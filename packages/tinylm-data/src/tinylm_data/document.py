@@ -29,7 +29,9 @@ class Rejection:
     """A document (or a piece of input) that was removed, and why.
 
     `stage` is where it was removed (a `stages.Stage` value);
-    `reason` is a short machine-readable code; `detail` is for humans.
+    `reason` is a short machine-readable code; `detail` is for humans. Duplicates also name
+    the kept document (`duplicate_of`, its doc_id) and their `cluster` (the build-wide ordinal
+    of that kept document, the same for every member of a cluster).
     """
 
     source: str
@@ -39,6 +41,8 @@ class Rejection:
     doc_id: str | None = None
     file: str | None = None
     line: int | None = None
+    duplicate_of: str | None = None
+    cluster: int | None = None
 
     def as_row(self) -> dict[str, Any]:
         return {
@@ -49,6 +53,8 @@ class Rejection:
             "detail": self.detail,
             "file": self.file,
             "line": self.line,
+            "duplicate_of": self.duplicate_of,
+            "cluster": self.cluster,
         }
 
 
@@ -87,5 +93,24 @@ class Batch:
     rows: list[Row]
     changes: Counter = field(default_factory=Counter)  # in-place edits by name (cleaning rules)
 
-    def rejection(self, row: Row, stage: str, reason: str, detail: str = "") -> Rejection:
-        return Rejection(self.source, stage, reason, detail, row.doc_id, self.file, row.line)
+    def rejection(
+        self,
+        row: Row,
+        stage: str,
+        reason: str,
+        detail: str = "",
+        *,
+        duplicate_of: str | None = None,
+        cluster: int | None = None,
+    ) -> Rejection:
+        return Rejection(
+            self.source,
+            stage,
+            reason,
+            detail,
+            row.doc_id,
+            self.file,
+            row.line,
+            duplicate_of,
+            cluster,
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .assembly import (
     KeptFiles,
@@ -20,7 +20,10 @@ from .assembly import (
 )
 from .config import BuildConfig
 from .progress import Progress
-from .stage_one import StageOneJob, Task, TaskRunner
+from .stage_one import StageOneJob, Task, TaskRunner, task_files
+
+if TYPE_CHECKING:
+    from .quality.scoring import ScoringPlan
 
 PARALLEL_OVER = ("auto", "files", "batches")
 
@@ -44,6 +47,16 @@ class Engine(Protocol):
         work_dir: Path,
     ) -> dict[int, Removal]:
         """Near duplicates among the documents not already `removed`."""
+        ...
+
+    def quality_scores(
+        self,
+        work: list[tuple[Task, tuple[int, ...]]],
+        plan: ScoringPlan,
+        stage_dir: Path,
+        progress: Progress,
+    ) -> float:
+        """Writes the score files of each (task, scorer indices); returns the scoring seconds."""
         ...
 
 
@@ -86,6 +99,23 @@ class LocalEngine:
         work_dir: Path,
     ) -> dict[int, Removal]:
         return local_near_duplicates(kept, config, removed, work_dir)
+
+    def quality_scores(
+        self,
+        work: list[tuple[Task, tuple[int, ...]]],
+        plan: ScoringPlan,
+        stage_dir: Path,
+        progress: Progress,
+    ) -> float:
+        # In this process: the models' own threads use the cores, and each loads once.
+        from .quality.scoring import score_task_locally
+
+        seconds = 0.0
+        for task, indices in work:
+            kept = task_files(stage_dir, task)["kept"]
+            seconds += score_task_locally(plan, stage_dir, kept, task, indices)
+            progress.advance(1)
+        return seconds
 
 
 _FILE_RUNNER: TaskRunner | None = None

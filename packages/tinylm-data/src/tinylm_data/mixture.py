@@ -33,4 +33,9 @@ def held_out(doc_id: str, share: float, seed: int) -> bool:
     """
     if share <= 0:
         return False
-    return xxhash.xxh64_intdigest(f"validation\x00{seed}\x00{doc_id}".encode()) / 2.0**64 < share
+    return validation_coin(doc_id, seed) < share
+
+
+def validation_coin(doc_id: str, seed: int) -> float:
+    """The uniform [0, 1) draw `held_out` compares with the share (lowest first under a cap)."""
+    return xxhash.xxh64_intdigest(f"validation\x00{seed}\x00{doc_id}".encode()) / 2.0**64

@@ -274,6 +274,29 @@ class BestFitPacker(Packer):
         self._docs_in_window = 0
 
 
+class OnePerRowPacker(Packer):
+    """One document per block, padded (SFT's `pack_mode: none`); a longer document is an error."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._builder = _BlockBuilder(self.block_size, self.pad_id, self.token_columns)
+
+    def add(
+        self, doc_id: str, tokens: np.ndarray, columns: Mapping[str, np.ndarray] | None = None
+    ) -> Iterator[Block]:
+        document = self._piece(doc_id, tokens, columns)
+        if len(tokens) > self.block_size:
+            raise ValueError(
+                f"document {doc_id} has {len(tokens)} tokens, more than a row of {self.block_size}"
+            )
+        self._builder.append(document)
+        self._count_document(1)
+        yield self._emit(self._builder.build(is_partial=False))
+
+    def finish(self) -> Iterator[Block]:
+        return iter(())
+
+
 def make_packer(
     mode: str,
     block_size: int,
@@ -282,10 +305,12 @@ def make_packer(
     window_docs: int = 8192,
     token_columns: Mapping[str, str] | None = None,
 ) -> Packer:
-    """A packer for `mode`; `token_columns` (name -> numpy dtype) are packed beside the ids."""
+    """A packer for `mode` (or "none", one per row); `token_columns` (name -> numpy dtype) are packed beside the ids."""
     columns = dict(token_columns or {})
     if mode == "concat":
         return ConcatPacker(block_size, pad_id, columns)
     if mode == "bestfit":
         return BestFitPacker(block_size, pad_id, window_docs, columns)
+    if mode == "none":
+        return OnePerRowPacker(block_size, pad_id, columns)
     raise ValueError(f"unknown pack mode {mode!r}; choose one of {', '.join(PACK_MODES)}")

@@ -81,18 +81,43 @@ def spark_session(master: str | None = None, app_name: str = "tinylm-data"):
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
+    _quiet_python_warnings()
     builder = SparkSession.builder.appName(app_name)
     # Under spark-submit the JVM is already up (PYSPARK_GATEWAY_PORT) with the submit's master.
     if master or "PYSPARK_GATEWAY_PORT" not in os.environ:
         builder = builder.master(master or "local[*]")
-    return (
+        log4j = Path(__file__).with_name("assets") / "spark-log4j2.properties"
+        builder = builder.config(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log4j.as_uri()}"
+        )
+    session = (
         builder.config(
             "spark.sql.shuffle.partitions", os.environ.get("TINYLM_SPARK_PARTITIONS", "16")
         )
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", os.environ.get("TINYLM_SPARK_DRIVER_MEMORY", "4g"))
+        .config("spark.executorEnv.PYTHONWARNINGS", _PANDAS_WARNING)
         .getOrCreate()
     )
+    session.sparkContext.setLogLevel(os.environ.get("TINYLM_SPARK_LOG_LEVEL", "ERROR").upper())
+    return session
+
+
+# PySpark warns on every session and every pandas UDF that pandas 3 is "not yet fully
+# supported"; the engine uses Arrow batches only, which the warning does not concern.
+_PANDAS_WARNING = "ignore:PySpark does not yet fully support pandas:FutureWarning"
+
+
+def _quiet_python_warnings() -> None:
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
+    # Python workers of local mode inherit the driver's environment.
+    previous = os.environ.get("PYTHONWARNINGS")
+    if not previous or _PANDAS_WARNING not in previous:
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [previous, _PANDAS_WARNING]))
 
 
 class SparkEngine:
@@ -178,6 +203,12 @@ class SparkEngine:
             int(doc): Removal(Stage.NEAR_DEDUP, int(kept_doc), int(cluster))
             for doc, cluster, kept_doc in result.removed()
         }
+
+    def quality_scores(self, work, plan, stage_dir: Path, progress: Progress) -> float:
+        """The quality scores as a grouped Arrow UDF (`quality.spark`)."""
+        from .quality.spark import spark_quality_scores
+
+        return spark_quality_scores(self.spark, work, plan, stage_dir, progress)
 
 
 @contextmanager

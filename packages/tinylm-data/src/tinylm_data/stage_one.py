@@ -73,10 +73,12 @@ def stage_one_identity(
         "filters": config.filters.model_dump(mode="json"),
         "exact": config.dedup.exact,
         # threshold, verify and slack are applied in the assembly; these make the signatures
-        "minhash": near.model_dump(mode="json", include={"num_perm", "ngram", "ngram_zh", "seed"})
+        "minhash": near.model_dump(
+            mode="json", include={"num_perm", "shingle", "ngram_chars", "ngram", "ngram_zh", "seed"}
+        )
         if near.enabled
         else None,
-    }
+    } | ({"quality_text": config.quality.text_chars()} if config.quality.enabled else {})
 
 
 def task_key(
@@ -97,7 +99,10 @@ def task_key(
 
 
 def kept_schema(
-    signature_type: pa.DataType | None, token_columns: Mapping[str, str] | None = None
+    signature_type: pa.DataType | None,
+    token_columns: Mapping[str, str] | None = None,
+    *,
+    text: bool = False,
 ) -> pa.Schema:
     fields = [
         ("ordinal", pa.int64()),  # position among the task's kept documents
@@ -111,6 +116,8 @@ def kept_schema(
     ]
     if signature_type is not None:
         fields.append(("signature", pa.list_(signature_type)))
+    if text:  # the first characters, for the quality scorers
+        fields.append(("text", pa.string()))
     for name, dtype in (token_columns or {}).items():
         fields.append((name, pa.list_(pa.from_numpy_dtype(np.dtype(dtype)))))
     return pa.schema(fields)
@@ -265,7 +272,9 @@ class TaskRunner:
         token_columns = declared_token_columns(self.setup.extra_steps)
         with atomic_path(files["kept"]) as kept_tmp, atomic_path(files["rejects"]) as rej_tmp:
             kept_writer = RowGroupWriter(
-                kept_tmp, kept_schema(signature_type, token_columns), options=WORK_PARQUET_OPTIONS
+                kept_tmp,
+                kept_schema(signature_type, token_columns, text=self.config.quality.enabled),
+                options=WORK_PARQUET_OPTIONS,
             )
             rejects_writer = RowGroupWriter(rej_tmp, REJECT_SCHEMA)
             try:
@@ -362,6 +371,8 @@ class TaskRunner:
             columns["signature"] = list_array(
                 [np.asarray(k.signature, dtype=np.int64) for k in kept], pa.int64()
             )
+        if schema.get_field_index("text") >= 0:
+            columns["text"] = pa.array([k.text for k in kept], pa.string())
         for name in schema.names[len(columns) :]:
             columns[name] = list_array(
                 [_token_column(k, name) for k in kept], schema.field(name).type.value_type

@@ -44,10 +44,12 @@ class WorkerStartError(RuntimeError):
 
 _CHAIN: StepChain | None = None
 _START_ERROR: str | None = None
+_TEXT_KEPT = 0  # characters of each kept document's text that stay (for the quality scorers)
 
 
 def init_worker(setup: WorkerSetup) -> None:
-    global _CHAIN, _START_ERROR
+    global _CHAIN, _START_ERROR, _TEXT_KEPT
+    _TEXT_KEPT = setup.config.quality.text_chars()
     # The pool is the parallelism; nested tokenizer threads would oversubscribe the cores.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     try:
@@ -71,7 +73,7 @@ def process_batch(
     chars_in = sum(len(row.text) for row in rows)
     chained = _CHAIN(Batch(source_index, source, file, rows))
     for row in chained.batch.rows:
-        row.num_chars, row.text = len(row.text), ""
+        row.num_chars, row.text = len(row.text), row.text[:_TEXT_KEPT]
     return BatchResult(
         kept=chained.batch.rows,
         rejections=chained.rejections,

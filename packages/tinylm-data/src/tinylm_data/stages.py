@@ -19,6 +19,7 @@ class Stage(StrEnum):
     KEPT = "kept"  # extra steps on the kept documents (per-token columns such as a label mask)
     EXACT_DEDUP = "exact_dedup"
     NEAR_DEDUP = "near_dedup"
+    QUALITY = "quality"  # model-based scores and their threshold rules
     MIXTURE = "mixture"
     SPLIT = "split"  # hold out the validation documents
     PACK = "pack"
@@ -44,6 +45,7 @@ STAGES: tuple[StageInfo, ...] = (
     StageInfo(Stage.KEPT, "extra steps on kept documents"),
     StageInfo(Stage.EXACT_DEDUP, "remove exact duplicates", "duplicates", "after exact dedup", "exact dup"),
     StageInfo(Stage.NEAR_DEDUP, "remove near duplicates", "duplicates", "after near dedup", "near dup"),
+    StageInfo(Stage.QUALITY, "score and apply quality rules", "filtered", "after quality", "quality"),
     StageInfo(Stage.MIXTURE, "mixture sampling", "filtered", "kept", "sampled out"),
     StageInfo(Stage.SPLIT, "hold out the validation split"),
     StageInfo(Stage.PACK, "pack into blocks and write shards"),

@@ -149,11 +149,19 @@ class HashStep(Step):
             for row in batch.rows:
                 row.key = dedup_key(row.text)
         if self.near is not None:
-            from .dedup import minhash_signatures, shingles
+            from .dedup import document_shingles, minhash_signatures
 
             near = self.near
             sets = [
-                shingles(r.text, r.language, n=near.ngram, n_zh=near.ngram_zh) for r in batch.rows
+                document_shingles(
+                    r.text,
+                    r.language,
+                    scheme=near.shingle,
+                    ngram=near.ngram,
+                    ngram_zh=near.ngram_zh,
+                    ngram_chars=near.ngram_chars,
+                )
+                for r in batch.rows
             ]
             signatures = minhash_signatures(sets, num_perm=near.num_perm, seed=near.seed)
             for row, signature in zip(batch.rows, signatures, strict=True):

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
@@ -88,11 +89,20 @@ def _user_errors() -> tuple[type[Exception], ...]:
     """Mistakes a person can act on: exit 2 with their message, no traceback."""
     from tinylm_eval.data import DataError
     from tinylm_eval.devices import DeviceError
+    from tinylm_eval.generation import PromptsError
     from tinylm_eval.model_source import ModelSourceError
     from tinylm_eval.tasks.perplexity import ModelKindError
     from tinylm_shards import ShardError
 
-    return (DataError, DeviceError, ModelSourceError, ModelKindError, ShardError, ValueError)
+    return (
+        DataError,
+        DeviceError,
+        ModelSourceError,
+        ModelKindError,
+        PromptsError,
+        ShardError,
+        ValueError,
+    )
 
 
 def _reported(command):
@@ -121,9 +131,9 @@ def _reported(command):
     return run
 
 
-def _setup_logging() -> None:
+def _setup_logging(to: Console = console) -> None:
     logging.basicConfig(
-        level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console)]
+        level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=to)]
     )
 
 
@@ -419,3 +429,152 @@ def ppl(
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2))
+
+
+MaxNewTokensOpt = Annotated[int, typer.Option(help="answer tokens at most (the answer budget)")]
+TemperatureOpt = Annotated[float, typer.Option(help="0: greedy; above 0: sampled")]
+TopPOpt = Annotated[float, typer.Option(help="sampled: the nucleus of this probability mass")]
+TopKOpt = Annotated[int, typer.Option(help="sampled: the k likeliest tokens only; 0: all")]
+RepetitionPenaltyOpt = Annotated[float, typer.Option(help="above 1 penalises repeated tokens")]
+SeedOpt = Annotated[int | None, typer.Option(help="sampled: the same seed, the same answer")]
+StopOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--stop", help="also stop at this text (repeatable); the model's own always apply"
+    ),
+]
+
+
+def _generation_options(**values):
+    from tinylm_eval.models import GenerationOptions
+
+    values["stop"] = tuple(values["stop"] or ())
+    return GenerationOptions(**values)
+
+
+@app.command()
+@_reported
+def chat(
+    model: ModelOpt,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="answer this one message and exit")
+    ] = None,
+    system: Annotated[str | None, typer.Option(help="a system prompt")] = None,
+    web: Annotated[bool, typer.Option("--web", help="serve a chat page (gradio)")] = False,
+    host: Annotated[str, typer.Option(help="--web: the address served on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="--web: the port")] = 7860,
+    max_new_tokens: MaxNewTokensOpt = 512,
+    temperature: TemperatureOpt = 0.7,
+    top_p: TopPOpt = 0.9,
+    top_k: TopKOpt = 50,
+    repetition_penalty: RepetitionPenaltyOpt = 1.1,
+    seed: SeedOpt = None,
+    stop: StopOpt = None,
+    base: BaseOpt = None,
+    trust_remote_code: Annotated[bool, typer.Option()] = False,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Talk to a model in its chat template: in the terminal (answers streamed; /reset, /exit),
+    once with --prompt, or on a page with --web.
+
+    Answers end at the model's end-of-turn ids and stop strings (its generation config); the
+    oldest turns are dropped when the conversation outgrows the context minus --max-new-tokens.
+    """
+    import importlib.util
+
+    _setup_logging(errors)
+    options = _generation_options(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
+        stop=stop,
+    )
+    if web and prompt is not None:
+        raise ValueError("--web and --prompt: choose one")
+    if web and importlib.util.find_spec("gradio") is None:
+        raise ValueError("--web needs gradio: install the web extra (tinylm-eval[web])")
+    lm = _load(model, base, trust_remote_code, device, dtype)
+    lm.chat_prompt([{"role": "user", "content": ""}])  # why: no template is an error now
+    from tinylm_eval.chat import ChatSession
+
+    if web:
+        from tinylm_eval.chat.web import build_page, serve
+
+        page = build_page(lm, options, system=system, title=f"TinyLM chat: {Path(model).name}")
+        errors.print(f"serving the chat page on http://{host}:{port} (Ctrl+C stops)")
+        serve(page, host=host, port=port)
+        return
+    from tinylm_eval.chat.terminal import answer, run_terminal
+
+    session = ChatSession(lm, options, system=system)
+    if prompt is not None:
+        answer(session, prompt, sys.stdout)
+        return
+    answers = run_terminal(session)
+    errors.print(f"{answers} answers")
+
+
+@app.command()
+@_reported
+def generate(
+    model: ModelOpt,
+    prompts: Annotated[
+        Path, typer.Option("--prompts", help="JSON lines: each {prompt} or {messages}")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="output JSON lines (default: generations/<model>-<prompts>.jsonl)"),
+    ] = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="continue prompt texts as they are (no chat template)")
+    ] = False,
+    batch_size: BatchSizeOpt = 8,
+    max_new_tokens: MaxNewTokensOpt = 512,
+    temperature: TemperatureOpt = 0.0,
+    top_p: TopPOpt = 1.0,
+    top_k: TopKOpt = 0,
+    repetition_penalty: RepetitionPenaltyOpt = 1.0,
+    seed: SeedOpt = None,
+    stop: StopOpt = None,
+    base: BaseOpt = None,
+    trust_remote_code: Annotated[bool, typer.Option()] = False,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Answer every prompt of a JSON-lines file in batches (greedy by default) into JSON lines,
+    with the run's stats beside them (<out>.stats.json)."""
+    from tinylm_eval.generation import generate_file, read_prompts, stats_path
+
+    _setup_logging()
+    options = _generation_options(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
+        stop=stop,
+    )
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, not {batch_size}")
+    records = read_prompts(prompts, raw=raw)
+    out = out or Path("generations") / f"{Path(model).name}-{prompts.stem}.jsonl"
+    lm = _load(model, base, trust_remote_code, device, dtype)
+    lm.generation_batch_size = batch_size
+    if not raw:
+        lm.chat_prompt([{"role": "user", "content": ""}])  # why: no template is an error now
+
+    def run(progress, total):
+        total(len(records))
+        return generate_file(lm, records, options, out, progress=progress)
+
+    stats = _run_with_bar("generate", run)
+    console.print(
+        f"{stats['answered']} answered, {stats['rejected']} rejected (too long), "
+        f"{stats['output_tokens']} tokens generated in {stats['seconds']:.1f} s → {out} "
+        f"(stats: {stats_path(out)})"
+    )

@@ -20,6 +20,7 @@ from .manifest import (
     resolve_version_dir,
     write_manifest,
 )
+from .pairs import PairReader, PairWriter, PreferencePair, answer_mask, check_pair, truncate_pair
 from .reader import DatasetReader, ShardFile
 from .segments import IGNORE_INDEX, cu_seqlens, labels, position_ids, segment_bounds
 from .verify import dataset_problems, shard_problems, verify_shards
@@ -35,6 +36,9 @@ __all__ = [
     "PACKED_BLOCKS",
     "PARQUET_OPTIONS",
     "PREFERENCE_PAIRS",
+    "PairReader",
+    "PairWriter",
+    "PreferencePair",
     "ROW_GROUP_SIZE",
     "SFT_BLOCKS",
     "Block",
@@ -45,7 +49,9 @@ __all__ = [
     "ShardFormat",
     "ShardWriter",
     "__version__",
+    "answer_mask",
     "atomic_path",
+    "check_pair",
     "check_row",
     "cu_seqlens",
     "dataset_problems",
@@ -60,6 +66,7 @@ __all__ = [
     "segment_bounds",
     "sha256_file",
     "shard_problems",
+    "truncate_pair",
     "verify_shards",
     "write_manifest",
 ]

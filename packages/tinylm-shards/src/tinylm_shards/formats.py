@@ -47,25 +47,32 @@ SFT_BLOCKS = ShardFormat(
     schema=pa.schema([*_BLOCK_COLUMNS, ("loss_mask", pa.list_(pa.int8()))]),
     token_columns=("input_ids", "loss_mask"),
 )
-"""Packed conversations: packed blocks plus `loss_mask` (1 where a token is trained on).
-Declared for the coming SFT recipe; no package writes or reads it yet."""
+"""Packed conversations for instruction tuning (docs/shard-format.md, "SFT blocks").
+
+The packed-block columns plus `loss_mask` (one int8 per token slot): 1 where `input_ids[i]` is a
+training target (assistant text and its terminator), 0 on system/user text, scaffolding, padding
+and the first token of every sample. Each sample is one segment and never crosses a row. The
+manifest adds an `sft` object (template, max_length, pack_mode, stop_tokens, stop_strings,
+trainable_tokens). Written by `tinylm-data sft build`."""
 
 PREFERENCE_PAIRS = ShardFormat(
     name="tinylm-preference-pairs",
-    schema_version=1,
+    schema_version=2,
     schema=pa.schema(
         [
             ("pair_id", pa.string()),
+            ("prompt_ids", pa.list_(pa.int32())),
             ("chosen_ids", pa.list_(pa.int32())),
             ("rejected_ids", pa.list_(pa.int32())),
-            ("chosen_prompt_length", pa.int32()),
-            ("rejected_prompt_length", pa.int32()),
+            ("prompt_truncated", pa.int32()),
+            ("answer_truncated", pa.int32()),
         ]
     ),
     token_columns=(),
 )
-"""One preference pair per row: both answers after the same prompt, the prompt's token count
-in each. Declared for the coming DPO recipe; no package writes or reads it yet."""
+"""One preference pair per row: the prompt's ids, the chosen and the rejected answer's ids (the
+answer tokens are the labelled ones), and the tokens truncation removed. The manifest's
+block_size is the max_length every prompt + answer fits in (docs/shard-format.md; pairs.py)."""
 
 FORMATS = {f.name: f for f in (PACKED_BLOCKS, SFT_BLOCKS, PREFERENCE_PAIRS)}
 

@@ -207,3 +207,93 @@ def write_dataset(
         (root / MANIFEST).write_text(json.dumps(raw, indent=2), encoding="utf-8")
     (out / name / LATEST).write_text(version + "\n", encoding="utf-8")
     return root
+
+
+def write_preference_dataset(
+    out: Path,
+    pairs: Sequence[tuple[Sequence[int], Sequence[int], Sequence[int]]],
+    *,
+    validation_pairs: Sequence[tuple[Sequence[int], Sequence[int], Sequence[int]]] | None = None,
+    name: str = "prefs",
+    version: str = "v-00000000feedbeef",
+    max_length: int = 64,
+    vocab_size: int = 100,
+    eos_id: int = EOS_ID,
+    pad_id: int = EOS_ID,
+    tokenizer_dir: Path | None = None,
+    rows_per_shard: int = 16,
+    row_group_size: int = 4,
+    manifest_overrides: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a tinylm-preference-pairs dataset OUT/<name>/<version>/ (and LATEST) through the real
+    writer: each (prompt ids, chosen ids, rejected ids) truncated prompt-first to max_length.
+
+    `tokenizer_dir` is copied as the dataset's tokenizer (its vocab_size, eos_id and pad_id must
+    be given to match); without it a word-level test tokenizer of `vocab_size` is written.
+    """
+    from .formats import PREFERENCE_PAIRS
+    from .pairs import PairWriter, truncate_pair
+
+    root = out / name / version
+
+    def write(directory: str, rows, prefix: str) -> tuple[list[dict], dict]:
+        writer = PairWriter(
+            root / directory,
+            max_length=max_length,
+            rows_per_shard=rows_per_shard,
+            root=root,
+            row_group_size=row_group_size,
+        )
+        counts = {"pairs": 0, "prompt_truncated_pairs": 0, "prompt_truncated_tokens": 0}
+        counts |= {"answer_truncated_pairs": 0, "answer_truncated_tokens": 0}
+        for k, (prompt, chosen, rejected) in enumerate(rows):
+            pair = truncate_pair(f"{prefix}-{k}", prompt, chosen, rejected, max_length=max_length)
+            writer.add(pair)
+            counts["pairs"] += 1
+            counts["prompt_truncated_pairs"] += pair.prompt_truncated > 0
+            counts["prompt_truncated_tokens"] += pair.prompt_truncated
+            counts["answer_truncated_pairs"] += pair.answer_truncated > 0
+            counts["answer_truncated_tokens"] += pair.answer_truncated
+        return writer.close(), counts
+
+    shards, counts = write("shards", pairs, "pair")
+    splits = {}
+    if validation_pairs is not None:
+        held_shards, held_counts = write("validation", validation_pairs, "held")
+        splits["validation"] = {
+            "shards": held_shards,
+            "num_blocks": held_counts["pairs"],
+            "counts": held_counts,
+        }
+    if tokenizer_dir is not None:
+        target = root / "tokenizer"
+        target.mkdir(parents=True, exist_ok=True)
+        for item in Path(tokenizer_dir).iterdir():
+            if item.is_file():
+                (target / item.name).write_bytes(item.read_bytes())
+    else:
+        write_wordlevel_tokenizer(root / "tokenizer", vocab_size)
+    fields = {
+        "name": name,
+        "version": version,
+        "created_by": {"package": "tinylm-shards.testing", "version": "0"},
+        "tokenizer": {
+            "name": "test" if tokenizer_dir is None else Path(tokenizer_dir).name,
+            "sha256": "0" * 64,
+            "vocab_size": vocab_size,
+            "eos_id": eos_id,
+            "pad_id": pad_id,
+        },
+        "block_size": max_length,
+        "num_pairs": counts["pairs"],
+        "counts": counts,
+        "config": {},
+        "shards": shards,
+        **({"splits": splits} if splits else {}),
+    }
+    raw = write_manifest(root, fields, format=PREFERENCE_PAIRS).raw
+    if manifest_overrides:
+        raw = raw | dict(manifest_overrides)
+        (root / MANIFEST).write_text(json.dumps(raw, indent=2), encoding="utf-8")
+    (out / name / LATEST).write_text(version + "\n", encoding="utf-8")
+    return root

@@ -22,7 +22,12 @@ log = logging.getLogger(__name__)
 
 MARKER = "complete.json"
 TRAINER_STATE = "trainer_state.json"
-MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+MODEL_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "adapter_model.safetensors",  # a LoRA run's checkpoint holds the adapters only
+)
 PIPELINE_STATE = "pipeline_state.json"
 """Written (rank 0) into a pipeline engine's checkpoint after DeepSpeed's per-layer states."""
 PIPELINE_LAYERS = "layer_*-model_states.pt"

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="TinyLM pretraining on packed shards.", no_args_is_help=True)
+app = typer.Typer(help="TinyLM pretraining and SFT on packed shards.", no_args_is_help=True)
 
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback of a failure.")]
 
@@ -37,30 +37,41 @@ def main(
     """TinyLM pretraining on packed shards."""
 
 
-@app.command()
-def pretrain(
-    config: Annotated[
-        str, typer.Option(help="YAML run config file, or a shipped name (debug, sample-cpu).")
-    ],
-    override: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="section.key=value override (YAML value), repeatable."),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option(help="Continue from the newest whole checkpoint in output_dir.")
-    ] = False,
-    debug: DebugOption = False,
-) -> None:
-    """Train a model on shards per the YAML config."""
-    from rich.logging import RichHandler
+ConfigOption = Annotated[
+    str, typer.Option(help="YAML run config file, or a shipped name (debug, sample-cpu).")
+]
+OverrideOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="section.key=value override (YAML value), repeatable."),
+]
+ResumeOption = Annotated[
+    bool, typer.Option(help="Continue from the newest whole checkpoint in output_dir.")
+]
 
+
+def _load_or_exit(config: str, override: list[str] | None, *, recipe: str):
+    """The run config, or exit 2 naming the key (before torch is imported)."""
     from tinylm_train.config import ConfigError, load_config
 
     try:
         run_config = load_config(config, override)
+        if run_config.model.init_from is not None:
+            from tinylm_train.init_from import check_init_from
+
+            check_init_from(run_config.model.init_from)
+        if recipe == "sft" and run_config.model.init_from is None:
+            raise ConfigError("model.init_from: SFT starts from a model directory; give one")
+        if recipe == "pretrain" and run_config.lora is not None:
+            raise ConfigError("lora: LoRA adapters are trained by `tinylm-train sft` only")
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    return run_config
+
+
+def _train(run_config, *, recipe: str, resume: bool, debug: bool) -> None:
+    """Run a recipe with the console set up; one error line for a failure, then the summary."""
+    from rich.logging import RichHandler
 
     from tinylm_train.distributed import declare_cpu_accelerator
 
@@ -68,14 +79,19 @@ def pretrain(
     from transformers.utils import logging as hf_logging
 
     from tinylm_train.console import format_summary
-    from tinylm_train.recipes.pretrain import SUMMARY, run_pretrain
+    from tinylm_train.recipes.training import SUMMARY
+
+    if recipe == "sft":
+        from tinylm_train.recipes.sft import run_sft as run
+    else:
+        from tinylm_train.recipes.pretrain import run_pretrain as run
 
     logging.basicConfig(
         level=logging.INFO, handlers=[RichHandler(show_path=debug)], format="%(message)s"
     )
     hf_logging.disable_progress_bar()  # why: the "Writing model shards" bars of every save
     try:
-        final = run_pretrain(run_config, resume=resume)
+        final = run(run_config, resume=resume)
     except (KeyboardInterrupt, typer.Exit):
         raise
     except Exception as exc:  # noqa: BLE001 - one line per failure; --debug shows it whole
@@ -89,13 +105,42 @@ def pretrain(
 
 
 @app.command()
+def pretrain(
+    config: ConfigOption,
+    override: OverrideOption = None,
+    resume: ResumeOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Train a model on shards per the YAML config."""
+    run_config = _load_or_exit(config, override, recipe="pretrain")
+    _train(run_config, recipe="pretrain", resume=resume, debug=debug)
+
+
+@app.command()
+def sft(
+    config: Annotated[
+        str, typer.Option(help="YAML run config file, or a shipped name (sft-sample-cpu).")
+    ],
+    override: OverrideOption = None,
+    resume: ResumeOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Fine-tune a model (model.init_from) on SFT shards: loss on the assistant tokens only."""
+    run_config = _load_or_exit(config, override, recipe="sft")
+    _train(run_config, recipe="sft", resume=resume, debug=debug)
+
+
+@app.command()
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint-N directory.")],
     data: Annotated[Path, typer.Option(help="The shard dataset (for its tokenizer).")],
     out: Annotated[Path, typer.Option(help="Target directory.")],
+    merge: Annotated[
+        bool, typer.Option(help="Merge a LoRA checkpoint's adapters into its base model.")
+    ] = False,
     debug: DebugOption = False,
 ) -> None:
-    """Export a checkpoint in HF format with the tokenizer files."""
+    """Export a checkpoint in HF format with the tokenizer files (SFT: and generation config)."""
     from tinylm_train.export import ExportError, check_checkpoint_dir
 
     try:
@@ -105,7 +150,7 @@ def export(
     from tinylm_train.export import export_checkpoint
 
     try:
-        target = export_checkpoint(checkpoint, data, out)
+        target = export_checkpoint(checkpoint, data, out, merge=merge)
     except Exception as exc:  # noqa: BLE001 - one line per failure; --debug shows it whole
         _fail(exc, debug=debug)
     typer.echo(f"exported {target}")

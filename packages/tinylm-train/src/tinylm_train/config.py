@@ -57,6 +57,11 @@ class ModelSection(_Section):
         description="A shape from tinylm_train.models.qwen2.MODEL_SHAPES ('debug' when neither "
         "name nor shape is given), or a label for `shape`.",
     )
+    init_from: str | None = Field(
+        None,
+        description="A local HF model directory (our export, or any Qwen2 model) whose weights "
+        "the run starts from instead of a fresh `name`/`shape` (SFT, continued pretraining).",
+    )
     attention: Literal["auto", "sdpa", "tinylm_varlen", "flash_attention_2"] = Field(
         "auto", description="Document-masked attention path (see models/qwen2/attention.py)."
     )
@@ -66,18 +71,6 @@ class ModelSection(_Section):
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass to save memory."
     )
-    init_from: str | None = Field(
-        None,
-        description="An HF Qwen2 model directory to start from (its weights and shape; its "
-        "vocabulary must cover the shard tokenizer's) instead of a fresh initialisation.",
-    )
-
-    @field_validator("init_from")
-    @classmethod
-    def _model_dir(cls, path: str | None) -> str | None:
-        if path is not None and not (Path(path) / "config.json").is_file():
-            raise ValueError(f"{path} is not an HF model directory (no config.json)")
-        return path
 
     @field_validator("name")
     @classmethod
@@ -96,12 +89,24 @@ class ModelSection(_Section):
             )
         return name
 
+    @field_validator("init_from")
+    @classmethod
+    def _one_source(cls, init_from: str | None, info: ValidationInfo) -> str | None:
+        if init_from is not None and (info.data.get("shape") or info.data.get("name")):
+            raise ValueError(
+                "the model's shape comes from init_from's config.json: drop model.name and "
+                "model.shape, or init_from"
+            )
+        return init_from
+
     def resolved_shape(self) -> ModelShape:
         """The shape to build: the inline one, else the named one."""
         return self.shape if self.shape is not None else MODEL_SHAPES[self.name or "debug"]
 
     @property
     def label(self) -> str:
+        if self.init_from is not None:
+            return Path(self.init_from).name or self.init_from
         return self.name or ("custom" if self.shape is not None else "debug")
 
 
@@ -258,6 +263,32 @@ class ParallelismSection(_Section):
         return self.deepspeed
 
 
+class SftSection(_Section):
+    """Supervised fine-tuning on SFT shards (`tinylm-train sft`); ignored by pretraining."""
+
+    loss_normalisation: Literal["token", "sample"] = Field(
+        "token",
+        description="'token': the mean over the trainable tokens of the whole accumulated "
+        "batch (the HF default; invariant to packing and accumulation). 'sample': each "
+        "sample's mean, then the mean over the samples of the accumulated batch (LongAlign), "
+        "so long answers do not dominate.",
+    )
+
+
+class LoraSection(_Section):
+    """LoRA adapters through peft (SFT only); the export merges them into the weights."""
+
+    r: int = Field(8, gt=0, description="Adapter rank.")
+    alpha: float = Field(16.0, gt=0, description="Scale numerator: updates scale by alpha / r.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input.")
+    target_modules: list[str] = Field(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+        description="Linear layers that get adapters. The tied embedding / head never does, "
+        "so the merged model keeps them tied.",
+    )
+
+
 class RunConfig(_Section):
     """One training run."""
 
@@ -277,6 +308,8 @@ class RunConfig(_Section):
     parallelism: ParallelismSection = Field(
         default_factory=ParallelismSection, description=ParallelismSection.__doc__
     )
+    sft: SftSection = Field(default_factory=SftSection, description=SftSection.__doc__)
+    lora: LoraSection | None = Field(None, description=LoraSection.__doc__)
 
     @model_validator(mode="after")
     def _stages_fit_the_model(self) -> RunConfig:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import torch
 
+from tinylm_shards import PACKED_BLOCKS, ShardFormat
 from tinylm_train.collate import collate_blocks
+from tinylm_train.loss import LOSS_WEIGHTS
 from tinylm_train.models.qwen2.attention import model_inputs
 from tinylm_train.shards import Block, ShardReader
 
@@ -25,10 +27,24 @@ class BlockDataset(torch.utils.data.IterableDataset):
     """
 
     def __init__(
-        self, data: str | Path, *, seed: int, rank: int, world_size: int, state: dict | None = None
+        self,
+        data: str | Path,
+        *,
+        seed: int,
+        rank: int,
+        world_size: int,
+        state: dict | None = None,
+        formats: Sequence[ShardFormat] = (PACKED_BLOCKS,),
+        token_columns: Sequence[str] = (),
     ) -> None:
         self.reader = ShardReader(
-            data, seed=seed, rank=rank, world_size=world_size, verify=rank == 0
+            data,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            verify=rank == 0,
+            formats=formats,
+            token_columns=token_columns,
         )
         if state is not None:
             self.reader.load_state_dict(state)
@@ -64,13 +80,30 @@ class BlockLog:
 
 
 class ModelInputCollator:
-    """Blocks → forward kwargs for the chosen attention path (optionally logging the blocks)."""
+    """Blocks → forward kwargs for the chosen attention path (optionally logging the blocks).
 
-    def __init__(self, attention: str, *, block_log: BlockLog | None = None) -> None:
+    `loss_mask`: labels only where the SFT blocks' loss mask is 1; `sample_weights`: add the
+    per-sample loss weights (`loss_weights`, taken off again by the loop before the forward).
+    """
+
+    def __init__(
+        self,
+        attention: str,
+        *,
+        block_log: BlockLog | None = None,
+        loss_mask: bool = False,
+        sample_weights: bool = False,
+    ) -> None:
         self.attention = attention
         self.block_log = block_log
+        self.loss_mask = loss_mask
+        self.sample_weights = sample_weights
 
     def __call__(self, blocks: Sequence[Block]) -> dict:
         if self.block_log is not None:
             self.block_log.record(blocks)
-        return model_inputs(collate_blocks(blocks), self.attention)
+        batch = collate_blocks(blocks, loss_mask=self.loss_mask, sample_weights=self.sample_weights)
+        inputs = model_inputs(batch, self.attention)
+        if LOSS_WEIGHTS in batch:
+            inputs[LOSS_WEIGHTS] = batch[LOSS_WEIGHTS]
+        return inputs

@@ -9,16 +9,18 @@ contract's own; their names are importable from here too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from tinylm_shards import (
+    PACKED_BLOCKS,
     Block,
     DatasetReader,
     Manifest,
     ShardError,
+    ShardFormat,
     load_manifest,
     resolve_version_dir,
     verify_shards,
@@ -43,7 +45,8 @@ class ShardReader:
     Every epoch is a fresh permutation (seed + epoch) of all blocks; rank `rank` of `world_size`
     takes entries rank, rank + world_size, …, trimmed so every rank sees the same count.
     `verify` checks every shard against the manifest first: pass it on one process per dataset
-    (rank 0, or local rank 0 per node) and False elsewhere.
+    (rank 0, or local rank 0 per node) and False elsewhere. `formats` are the dataset formats
+    accepted and `token_columns` the extra per-token columns read (SFT: `loss_mask`).
     """
 
     def __init__(
@@ -54,13 +57,15 @@ class ShardReader:
         rank: int = 0,
         world_size: int = 1,
         verify: bool = True,
+        formats: Sequence[ShardFormat] = (PACKED_BLOCKS,),
+        token_columns: Sequence[str] = (),
     ) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
-        self.manifest = load_manifest(data)
+        self.manifest = load_manifest(data, formats=formats)
         if verify:
             verify_shards(self.manifest)
-        self._reader = DatasetReader(self.manifest, verify=False)
+        self._reader = DatasetReader(self.manifest, verify=False, token_columns=token_columns)
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.num_blocks = self._reader.num_blocks
         self.blocks_per_rank = self.num_blocks // world_size

@@ -35,13 +35,20 @@ class ValidationSet:
     and once on every other rank.
     """
 
-    def __init__(self, manifest: Manifest, *, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        token_columns: Sequence[str] = (),
+    ) -> None:
         problems = [
             p for shard in manifest.shards for p in shard_problems(manifest, shard, checksum=False)
         ]
         if problems:
             raise ShardError(f"validation split: {'; '.join(problems)}")
-        self.reader = DatasetReader(manifest, verify=False)
+        self.reader = DatasetReader(manifest, verify=False, token_columns=token_columns)
         self.indices = list(range(rank, self.reader.num_blocks, world_size))
 
     def __len__(self) -> int:

@@ -2,7 +2,15 @@
 
 from .components import UnionFind, components_local, components_spark
 from .lsh import band_hashes, choose_bands
-from .minhash import estimated_jaccard, minhash_signatures, shingle_hash, shingles, signature
+from .minhash import (
+    char_shingles,
+    document_shingles,
+    estimated_jaccard,
+    minhash_signatures,
+    shingle_hash,
+    shingles,
+    signature,
+)
 from .near import (
     NearDedupResult,
     group_id,
@@ -18,9 +26,11 @@ __all__ = [
     "NearDedupResult",
     "UnionFind",
     "band_hashes",
+    "char_shingles",
     "choose_bands",
     "components_local",
     "components_spark",
+    "document_shingles",
     "estimated_jaccard",
     "group_id",
     "min_equal_values",

@@ -23,6 +23,59 @@ def shingle_hash(shingle: bytes) -> int:
     return xxhash.xxh32_intdigest(shingle)
 
 
+_POLY = np.uint64(0x100000001B3)  # the window hash's base (FNV's 64-bit prime)
+
+
+def char_shingles(text: str, n: int = 5) -> np.ndarray:
+    """Distinct 32-bit hashes of the character n-grams of `normalise(text)` (uint64 array).
+
+    The text is normalised as for exact dedup (NFKC, casefold, only letters, digits and Han
+    characters), so whitespace and punctuation changes vanish and every language is shingled
+    the same way, without word segmentation. One edited character changes at most `n` shingles.
+    A text shorter than `n` is one shingle; a text with no letters has none.
+    """
+    from ..textnorm import normalise
+
+    codes = np.frombuffer(normalise(text).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    if not len(codes):
+        return np.empty(0, dtype=np.uint64)
+    width = min(n, len(codes))
+    count = len(codes) - width + 1
+    with np.errstate(over="ignore"):  # polynomial hash of each window, wrapping uint64
+        h = np.zeros(count, dtype=np.uint64)
+        for k in range(width):
+            h = h * _POLY + codes[k : k + count]
+        # murmur3's fmix64 spreads the polynomial hash over all bits; keep the top 32
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(33)
+    return np.unique(h >> np.uint64(32))
+
+
+def document_shingles(
+    text: str,
+    language: str,
+    *,
+    scheme: str = "chars",
+    ngram: int = 5,
+    ngram_zh: int = 2,
+    ngram_chars: int = 5,
+) -> np.ndarray:
+    """The shingles of one document under `scheme`: "chars" (`char_shingles`), "words"
+    (`shingles`) or "words+chars" (both sets, in one signature)."""
+    if scheme == "chars":
+        return char_shingles(text, ngram_chars)
+    if scheme == "words":
+        return shingles(text, language, ngram, ngram_zh)
+    if scheme == "words+chars":
+        return np.union1d(
+            shingles(text, language, ngram, ngram_zh), char_shingles(text, ngram_chars)
+        )
+    raise ValueError(f"shingle scheme must be 'chars', 'words' or 'words+chars', got {scheme!r}")
+
+
 def shingles(text: str, language: str, n: int = 5, n_zh: int = 2) -> np.ndarray:
     """Distinct 32-bit hashes of the word n-grams of the normalised text (uint64 array).
 
@@ -49,11 +102,19 @@ def shingles(text: str, language: str, n: int = 5, n_zh: int = 2) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's own (a, b) for this number of permutations and seed."""
-    from datasketch import MinHash
-
-    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="legacy").permutations
-    return np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)
+    """datasketch's own (a, b) for this number of permutations and seed: its legacy
+    `MinHash._init_permutations`, drawn the same way without importing datasketch, whose
+    package import pulls in scipy (seconds in every worker process; tested equal)."""
+    gen = np.random.RandomState(seed)
+    pairs = [
+        (
+            gen.randint(1, int(MERSENNE_PRIME), dtype=np.uint64),
+            gen.randint(0, int(MERSENNE_PRIME), dtype=np.uint64),
+        )
+        for _ in range(num_perm)
+    ]
+    a, b = np.array(pairs, dtype=np.uint64).T
+    return a.copy(), b.copy()
 
 
 def signature(hashes: np.ndarray, num_perm: int, seed: int, chunk: int = 4096) -> np.ndarray:
@@ -68,12 +129,14 @@ def signature(hashes: np.ndarray, num_perm: int, seed: int, chunk: int = 4096) -
 
 
 def minhash_signatures(
-    shingle_sets: Sequence[np.ndarray], *, num_perm: int = 128, seed: int = 1, chunk: int = 8192
+    shingle_sets: Sequence[np.ndarray], *, num_perm: int = 128, seed: int = 1, chunk: int = 2048
 ) -> np.ndarray:
     """(N, num_perm) uint64 signatures (values < 2**32), one row per document.
 
     Vectorised over documents: the shingles of many short documents are permuted in one
-    (chunk, num_perm) block and reduced per document with `np.minimum.reduceat`.
+    (chunk, num_perm) block and reduced per document with `np.minimum.reduceat`. The block is
+    updated in place and kept small (2 MiB at 2048 x 128): 1.3-1.6x the documents/s of 8192-row
+    blocks with fresh temporaries, on character shingles of English web text.
     """
     out = np.full((len(shingle_sets), num_perm), MAX_HASH, dtype=np.uint64)
     if not len(shingle_sets):
@@ -92,8 +155,10 @@ def minhash_signatures(
             # Whole documents per block, at least one even when it alone exceeds `chunk`.
             last = max(doc + 1, int(np.searchsorted(ends, starts[doc] + chunk, side="right")))
             lo, hi = int(starts[doc]), int(ends[last - 1])
-            hv = flat[lo:hi, None]
-            phv = np.bitwise_and((a * hv + b) % MERSENNE_PRIME, MAX_HASH)
+            phv = a * flat[lo:hi, None]
+            phv += b
+            phv %= MERSENNE_PRIME
+            phv &= MAX_HASH
             out[nonempty[doc:last]] = np.minimum.reduceat(phv, starts[doc:last] - lo, axis=0)
             doc = last
     return out

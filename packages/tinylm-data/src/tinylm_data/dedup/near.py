@@ -20,7 +20,7 @@ import numpy as np
 
 from .components import components_local
 from .lsh import choose_bands, star_edges, write_buckets
-from .minhash import minhash_signatures, shingles
+from .minhash import document_shingles, minhash_signatures
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +101,18 @@ def near_dedup_local(
     verify: bool = True,
     slack: float = 0.0,
     partitions: int = 16,
+    layout: tuple[int, int] | None = None,
 ) -> NearDedupResult:
     """`batches` yield (doc ids ascending, int64 group per doc, signatures (n, num_perm)).
 
     Groups are the scope: documents of different groups are never duplicates (all zero for
     global scope). Memory: one bucket partition at a time plus memory-mapped signatures;
-    `work_dir` is emptied first and removed at the end.
+    `work_dir` is emptied first and removed at the end. `layout` (bands, rows) overrides
+    `choose_bands` (the benchmarks compare layouts).
     """
-    bands, rows = choose_bands(threshold, num_perm, verified=verify)
+    bands, rows = layout or choose_bands(threshold, num_perm, verified=verify)
+    if bands * rows > num_perm:
+        raise ValueError(f"{bands} bands x {rows} rows need more than {num_perm} permutations")
     need = min_equal_values(threshold, num_perm, slack)
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
@@ -228,6 +232,8 @@ def signature_batches(
     batches: Iterable[tuple[Sequence[int], Sequence[str | int], Sequence[str], Sequence[str]]],
     *,
     num_perm: int = 128,
+    shingle: str = "chars",
+    ngram_chars: int = 5,
     ngram: int = 5,
     ngram_zh: int = 2,
     seed: int = 1,
@@ -239,7 +245,10 @@ def signature_batches(
         raise ValueError(f"scope must be 'global' or 'source', got {scope!r}")
     for docs, groups, texts, languages in batches:
         sets = [
-            shingles(t, lang, ngram, ngram_zh) for t, lang in zip(texts, languages, strict=True)
+            document_shingles(
+                t, lang, scheme=shingle, ngram=ngram, ngram_zh=ngram_zh, ngram_chars=ngram_chars
+            )
+            for t, lang in zip(texts, languages, strict=True)
         ]
         grp = (
             np.fromiter((group_id(g) for g in groups), dtype=np.int64, count=len(texts))
@@ -255,6 +264,8 @@ def near_dedup_texts_local(
     *,
     threshold: float = 0.8,
     num_perm: int = 128,
+    shingle: str = "chars",
+    ngram_chars: int = 5,
     ngram: int = 5,
     ngram_zh: int = 2,
     seed: int = 1,
@@ -266,7 +277,14 @@ def near_dedup_texts_local(
     """Near dedup of (doc ids ascending, groups, texts, languages) batches, in this process."""
     return near_dedup_local(
         signature_batches(
-            batches, num_perm=num_perm, ngram=ngram, ngram_zh=ngram_zh, seed=seed, scope=scope
+            batches,
+            num_perm=num_perm,
+            shingle=shingle,
+            ngram_chars=ngram_chars,
+            ngram=ngram,
+            ngram_zh=ngram_zh,
+            seed=seed,
+            scope=scope,
         ),
         threshold=threshold,
         num_perm=num_perm,
@@ -282,6 +300,8 @@ def near_dedup_spark(
     *,
     threshold: float = 0.8,
     num_perm: int = 128,
+    shingle: str = "chars",
+    ngram_chars: int = 5,
     ngram: int = 5,
     ngram_zh: int = 2,
     seed: int = 1,
@@ -309,6 +329,8 @@ def near_dedup_spark(
                     )
                 ],
                 num_perm=num_perm,
+                shingle=shingle,
+                ngram_chars=ngram_chars,
                 ngram=ngram,
                 ngram_zh=ngram_zh,
                 seed=seed,

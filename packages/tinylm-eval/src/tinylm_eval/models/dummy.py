@@ -7,7 +7,7 @@ The same input always gets the same score or text, and different inputs almost a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from tinylm_eval.models.base import ChoicePrompt, GenerationOptions, Progress, cut_at_stop
 
@@ -19,8 +19,9 @@ def _unit(*parts: object) -> float:
 
 
 class DummyModel:
-    def __init__(self, name: str = "dummy"):
+    def __init__(self, name: str = "dummy", *, context_length: int = 2048):
         self.identity = {"model": name, "adapter": False, "model_type": "dummy"}
+        self.context_length = context_length
 
     def encode(self, text: str) -> list[int]:
         return list(text.encode("utf-8"))
@@ -55,7 +56,21 @@ class DummyModel:
             progress(len(requests))
         return out
 
-    def generate(self, prompts: Sequence[str], options: GenerationOptions) -> list[str]:
+    def chat_prompt(self, messages: Sequence[dict]) -> str:
+        """`<role>content` lines and the assistant's cue: a stand-in for a real chat template."""
+        return "".join(f"<{m['role']}>{m['content']}\n" for m in messages) + "<assistant>"
+
+    def stream(self, prompt: str, options: GenerationOptions) -> Iterator[str]:
+        text = self.generate([prompt], options)[0]
+        yield from (text[i : i + 3] for i in range(0, len(text), 3))
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        options: GenerationOptions,
+        *,
+        progress: Progress | None = None,
+    ) -> list[str]:
         """A fixed pattern per prompt (and seed, when sampled): ' <6 hex digits>\\n' repeated."""
         out = []
         for prompt in prompts:
@@ -63,4 +78,6 @@ class DummyModel:
             word = f" {hashlib.sha256(repr((prompt, salt)).encode()).hexdigest()[:6]}\n"
             text = (word * (options.max_new_tokens // len(word) + 1))[: options.max_new_tokens]
             out.append(cut_at_stop(text, options.stop))
+        if progress:
+            progress(len(prompts))
         return out

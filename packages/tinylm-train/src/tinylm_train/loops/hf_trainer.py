@@ -24,7 +24,7 @@ from tinylm_train.config import RunConfig
 from tinylm_train.console import TrainingProgress
 from tinylm_train.data import BlockDataset
 from tinylm_train.distributed import barrier, configure_cpu_deepspeed_state, launched_world_size
-from tinylm_train.loss import Loss
+from tinylm_train.loss import LOSS_WEIGHTS, Loss
 from tinylm_train.metrics import MetricsWriter
 from tinylm_train.validation import ValidationSet, validation_loss
 
@@ -106,6 +106,25 @@ class BlockTrainer(Trainer):
             num_workers=0,
         )
 
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """The Trainer's accumulated micro-batches; with per-token loss weights (the `sample`
+        normalisation) the divisor is their sum over the whole accumulated batch on all ranks
+        (the number of samples), as the token count is for the `token` one."""
+        batches, num_items = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if batches and LOSS_WEIGHTS in batches[0]:
+            num_items = sum(b[LOSS_WEIGHTS][:, 1:].double().sum() for b in batches).to(device)
+            if self.args.average_tokens_across_devices and self.args.world_size > 1:
+                num_items = self.accelerator.gather(num_items).sum()
+        return batches, num_items
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # why: the loss weights are no model input; the loss function gets them beside the labels
+        self.compute_loss_func.weights = inputs.pop(LOSS_WEIGHTS, None)
+        try:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        finally:
+            self.compute_loss_func.weights = None
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         step = self.state.global_step
         if self.metrics is not None and "loss" in logs:
@@ -144,13 +163,21 @@ class BlockTrainer(Trainer):
 
 
 class LogitsLoss:
-    """Adapts a loop-independent Loss to the Trainer's compute_loss_func(outputs, labels, ...)."""
+    """Adapts a loop-independent Loss to the Trainer's compute_loss_func(outputs, labels, ...).
+
+    `weights` holds the current micro-batch's per-token loss weights, when it has them.
+    """
 
     def __init__(self, loss: Loss) -> None:
         self.loss = loss
+        self.weights: torch.Tensor | None = None
 
     def __call__(self, outputs, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
-        return self.loss(outputs.logits, labels, num_items_in_batch=num_items_in_batch)
+        if self.weights is None:
+            return self.loss(outputs.logits, labels, num_items_in_batch=num_items_in_batch)
+        return self.loss(
+            outputs.logits, labels, num_items_in_batch=num_items_in_batch, weights=self.weights
+        )
 
 
 class ConsoleCallback(TrainerCallback):

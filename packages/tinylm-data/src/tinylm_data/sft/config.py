@@ -1,0 +1,111 @@
+"""The SFT build configuration (one YAML file), validated before any work starts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ..config import _Strict
+
+SFT_DEFAULT_CLEAN = ("unicode",)
+"""Only NFKC and invisible characters: whitespace is meaning in code answers and poems."""
+
+
+class SftSourceConfig(_Strict):
+    """One instruction dataset."""
+
+    name: str = Field(description="Label of the source: prefixes sample ids and keys the counts.")
+    kind: Literal["alpaca", "sharegpt", "messages"] = Field(
+        description="Which reader parses the files."
+    )
+    paths: list[str] = Field(
+        min_length=1, description="Files or globs, relative to the config file."
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Field names that differ from the kind's (alpaca: instruction, input, output, "
+        "system; sharegpt: conversations; messages: messages), e.g. {instruction: question}.",
+    )
+    clean: list[str] = Field(
+        default_factory=lambda: list(SFT_DEFAULT_CLEAN),
+        description="Cleaning rules applied to every turn's text (tinylm_data.clean).",
+    )
+    system_prompt: str | None = Field(None, description="System prompt for records without one.")
+    heldout_share: float = Field(
+        0.01, ge=0, lt=1, description="Share held out (seeded hash of the id)."
+    )
+    heldout_max: int = Field(10_000, ge=0, description="At most this many held out per source.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_label(cls, value: str) -> str:
+        if not value or any(c in value for c in "/\\ \t\n"):
+            raise ValueError(
+                f"source name {value!r} must be a non-empty label without slashes or spaces"
+            )
+        return value
+
+    @field_validator("clean")
+    @classmethod
+    def _rules_exist(cls, value: list[str]) -> list[str]:
+        from ..clean.rules import ordered
+
+        ordered(value)  # raises ValueError naming the unknown rules
+        return value
+
+
+class AugmentConfig(_Strict):
+    """Random character deletion or repetition in user turns (training samples only)."""
+
+    enabled: bool = True
+    instruction_rate: float = Field(0.15, ge=0, le=1, description="Share of user turns changed.")
+    char_rate: float = Field(
+        0.1, ge=0, le=1, description="Chance per character, in a changed turn."
+    )
+
+
+class SftConfig(_Strict):
+    """Everything that determines an SFT build's output (and so its version id)."""
+
+    name: str = Field("sft", description="Dataset name: the output goes to OUT/<name>/<version>/.")
+    tokenizer: str = Field(
+        "builtin:sample", description="Hub name, local directory, or builtin:<name>."
+    )
+    template: Literal["tinylm", "chatml"] = Field(
+        "tinylm", description="tinylm (Human:/Assistant:, default for our models) or chatml."
+    )
+    max_length: int = Field(
+        2048, ge=16, le=1 << 20, description="Tokens per sample (8192 for long context)."
+    )
+    pack_mode: Literal["bestfit", "none"] = Field(
+        "bestfit",
+        description="bestfit: samples packed whole into rows; none: one padded sample per row.",
+    )
+    truncation: Literal["earliest", "latest"] = Field(
+        "earliest",
+        description="Too long: keep the earliest exchanges, or the system prompt and the latest.",
+    )
+    bestfit_window: int = Field(8192, ge=1, description="Samples per best-fit-decreasing window.")
+    rows_per_shard: int = Field(8192, ge=1, description="Rows per Parquet shard.")
+    dedup: bool = Field(
+        True, description="Drop exact duplicate conversations (normalised text) across sources."
+    )
+    augment: AugmentConfig = AugmentConfig()
+    seed: int = Field(0, description="Seed of the held-out split and the augmentation.")
+    sources: list[SftSourceConfig] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_label(cls, value: str) -> str:
+        if not value or any(c in value for c in "/\\ \t\n") or value.startswith("."):
+            raise ValueError(f"dataset name {value!r} must be a plain label")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> SftConfig:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        return self

@@ -1,0 +1,44 @@
+"""PNG figures of an SFT build: sample lengths per source, and where the records went."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..plots import _pyplot
+
+
+def plot_sft(stats: dict, lengths: dict[str, list[int]], bins: np.ndarray, directory: Path) -> None:
+    plt = _pyplot()
+    directory.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    labels = [f"<{b}" for b in bins[1:-1]] + [f">={bins[-2]}"]
+    x = np.arange(len(labels))
+    width = 0.8 / max(len(lengths), 1)
+    for i, (name, values) in enumerate(lengths.items()):
+        counts, _ = np.histogram(values, bins=bins)
+        ax.bar(x + i * width, counts, width, label=name)
+    ax.set_xticks(x + width * (len(lengths) - 1) / 2, labels)
+    ax.set_xlabel("tokens per sample (after truncation)")
+    ax.set_ylabel("samples")
+    ax.set_title("Sample lengths")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(directory / "lengths.png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    names = list(stats["sources"])
+    parts = ("kept", "duplicates", "rejected")
+    bottom = np.zeros(len(names))
+    for part in parts:
+        values = np.array([stats["sources"][n]["accounting"][part] for n in names], dtype=float)
+        ax.bar(names, values, bottom=bottom, label=part)
+        bottom += values
+    ax.set_ylabel("records")
+    ax.set_title("Records per source: kept, duplicates, rejected")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(directory / "records.png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
