@@ -192,8 +192,8 @@ def test_init_from_an_export_starts_from_its_weights(data, pipeline_run, tmp_pat
     out = tmp_path / "continued"
     final = pipeline_run / "final"
     _train(
-        _command(data, out, 2, *_pipeline(2), "--set", f"model.init_from={final}", "--set",
-                 "seed=1")
+        _command(data, out, 2, *_pipeline(2), "--set", "model.name=null", "--set",
+                 f"model.init_from={final}", "--set", "seed=1")
     )  # fmt: skip
     # The first step's loss is the export's own loss on that step's blocks.
     from transformers import AutoModelForCausalLM
