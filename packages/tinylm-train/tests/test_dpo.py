@@ -203,6 +203,7 @@ def _run_cli(args):
         ("dpo.loss_type=ipo", "label_smoothing applies to loss_type sigmoid only"),
         ("dpo.beta=0", "dpo.beta: Input should be greater than 0"),
         ("dpo.refrence=live", "did you mean dpo.reference?"),
+        ("parallelism.engine=pipeline", "parallelism.engine: tinylm-train dpo runs on the HF"),
     ],
 )
 def test_a_dpo_config_mistake_exits_2_before_any_work(tmp_path, setting, message):

@@ -28,6 +28,9 @@ MODEL_FILES = (
     "pytorch_model.bin",
     "adapter_model.safetensors",  # a LoRA run's checkpoint holds the adapters only
 )
+PIPELINE_STATE = "pipeline_state.json"
+"""Written (rank 0) into a pipeline engine's checkpoint after DeepSpeed's per-layer states."""
+PIPELINE_LAYERS = "layer_*-model_states.pt"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -83,10 +86,14 @@ def mark_complete(checkpoint: Path, *, world_size: int) -> None:
 def checkpoint_problems(checkpoint: Path, *, world_size: int, marker: bool = True) -> list[str]:
     """Why `checkpoint` cannot be resumed from (empty when it is whole)."""
     problems = []
-    if not (checkpoint / TRAINER_STATE).is_file():
-        problems.append(f"missing {TRAINER_STATE}")
-    if not any((checkpoint / name).is_file() for name in MODEL_FILES):
-        problems.append(f"missing the model ({' or '.join(MODEL_FILES)})")
+    if is_pipeline_checkpoint(checkpoint):
+        if not (checkpoint / PIPELINE_STATE).is_file():
+            problems.append(f"missing {PIPELINE_STATE}")
+    else:
+        if not (checkpoint / TRAINER_STATE).is_file():
+            problems.append(f"missing {TRAINER_STATE}")
+        if not any((checkpoint / name).is_file() for name in MODEL_FILES):
+            problems.append(f"missing the model ({' or '.join(MODEL_FILES)})")
     missing_ranks = [r for r in range(world_size) if not data_state_path(checkpoint, r).is_file()]
     if missing_ranks:
         names = ", ".join(data_state_path(checkpoint, r).name for r in missing_ranks)
@@ -107,6 +114,11 @@ def checkpoint_problems(checkpoint: Path, *, world_size: int, marker: bool = Tru
         elif present[name] != size:
             problems.append(f"{name} has {present[name]} bytes, {size} when saved")
     return problems
+
+
+def is_pipeline_checkpoint(checkpoint: Path) -> bool:
+    """Written by the pipeline engine (DeepSpeed's per-layer model states)?"""
+    return (checkpoint / PIPELINE_STATE).is_file() or any(checkpoint.glob(PIPELINE_LAYERS))
 
 
 def list_checkpoints(output_dir: Path) -> list[Path]:

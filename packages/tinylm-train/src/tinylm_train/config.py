@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.util
+import json
+import os
 import typing
 from importlib.resources import files
 from pathlib import Path
@@ -30,6 +32,7 @@ from pydantic import (
 from tinylm_train.models.qwen2.shapes import MODEL_SHAPES, ModelShape
 
 DEEPSPEED_PRESETS = ("zero1", "zero2")
+PRESET_ZERO_STAGE = {"zero1": 1, "zero2": 2}
 
 
 class ConfigError(ValueError):
@@ -187,6 +190,25 @@ class ParallelismSection(_Section):
     world_size: int | None = Field(
         None, gt=0, description="The process count the run is sized for; another is refused."
     )
+    engine: Literal["hf", "pipeline"] = Field(
+        "hf",
+        description="'hf': the HF Trainer (DDP or ZeRO). 'pipeline': DeepSpeed pipeline "
+        "parallel x data parallel (loops/pipeline.py), ZeRO-1 at most.",
+    )
+    pipeline_stages: int = Field(
+        1, gt=0, description="Pipeline stages P (engine 'pipeline'); data parallel = world / P."
+    )
+    partition_method: str = Field(
+        "type:DecoderLayerPipe",
+        description="How layers are split over the stages: 'parameters', 'uniform' or "
+        "'type:<layer class>' (balance the layers of that class).",
+    )
+    activation_checkpoint_interval: int = Field(
+        1,
+        ge=1,
+        description="With model.gradient_checkpointing on the pipeline: recompute every this "
+        "many decoder layers as one unit.",
+    )
 
     @field_validator("deepspeed")
     @classmethod
@@ -194,6 +216,45 @@ class ParallelismSection(_Section):
         if value is None or value in DEEPSPEED_PRESETS or Path(value).is_file():
             return value
         raise ValueError(f"{value!r} is neither {' nor '.join(DEEPSPEED_PRESETS)} nor a file")
+
+    @field_validator("partition_method")
+    @classmethod
+    def _partition(cls, method: str) -> str:
+        if method in ("parameters", "uniform") or (method.startswith("type:") and method[5:]):
+            return method
+        raise ValueError(f"{method!r} is not 'parameters', 'uniform' or 'type:<layer class>'")
+
+    def zero_stage(self) -> int:
+        """The ZeRO stage `deepspeed` asks for (0 without DeepSpeed)."""
+        if self.deepspeed is None:
+            return 0
+        if self.deepspeed in PRESET_ZERO_STAGE:
+            return PRESET_ZERO_STAGE[self.deepspeed]
+        try:
+            ds = json.loads(Path(self.deepspeed).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{self.deepspeed} is not a readable JSON file: {exc}") from exc
+        return int(ds.get("zero_optimization", {}).get("stage", 0))
+
+    @model_validator(mode="after")
+    def _pipeline_fits(self) -> ParallelismSection:
+        if self.engine != "pipeline":
+            if self.pipeline_stages != 1:
+                raise ValueError("pipeline_stages > 1 needs engine: pipeline")
+            return self
+        stage = self.zero_stage()
+        if stage > 1:
+            raise ValueError(
+                f"ZeRO-{stage} cannot run with engine 'pipeline' (DeepSpeed's pipeline engine "
+                "takes ZeRO 0 or 1): use deepspeed: zero1"
+            )
+        world = self.world_size or int(os.environ.get("WORLD_SIZE", "0")) or None
+        if world is not None and world % self.pipeline_stages:
+            raise ValueError(
+                f"world size {world} is not divisible by pipeline_stages "
+                f"{self.pipeline_stages} (data parallel = world size / stages)"
+            )
+        return self
 
     def deepspeed_path(self) -> str | None:
         """The DeepSpeed JSON file to hand the Trainer (a shipped one for a preset name)."""
@@ -284,6 +345,26 @@ class RunConfig(_Section):
     lora: LoraSection | None = Field(None, description=LoraSection.__doc__)
     dpo: DPOSection | None = Field(None, description=DPOSection.__doc__)
 
+    @model_validator(mode="after")
+    def _stages_fit_the_model(self) -> RunConfig:
+        parallel = self.parallelism
+        if parallel.engine != "pipeline":
+            return self
+        if self.model.attention == "sdpa":
+            raise ValueError(
+                "parallelism.engine: model.attention 'sdpa' builds its mask from the whole "
+                "model's inputs; the pipeline stages need tinylm_varlen or flash_attention_2"
+            )
+        if self.model.init_from is not None:
+            return self  # why: the layer count comes from that model; checked when it loads
+        layers = self.model.resolved_shape().num_hidden_layers
+        if parallel.pipeline_stages > layers:
+            raise ValueError(
+                f"parallelism.pipeline_stages: {parallel.pipeline_stages} stages for a "
+                f"{layers}-layer model (at most one stage per decoder layer)"
+            )
+        return self
+
 
 def dpo_settings(config: RunConfig) -> DPOSection:
     """The run's dpo section (defaults when absent); ConfigError for what DPO cannot start from."""
@@ -291,6 +372,11 @@ def dpo_settings(config: RunConfig) -> DPOSection:
         raise ConfigError(
             "invalid run config:\n  model.init_from: required by tinylm-train dpo "
             "(the HF model directory of the SFT model)"
+        )
+    if config.parallelism.engine != "hf":
+        raise ConfigError(
+            "invalid run config:\n  parallelism.engine: tinylm-train dpo runs on the HF "
+            "Trainer loop only (engine: hf)"
         )
     return config.dpo or DPOSection()
 

@@ -114,10 +114,34 @@ def check_checkpoint_dir(checkpoint: Path) -> None:
         raise ExportError(f"{checkpoint} has no config.json: not a saved model or checkpoint")
 
 
+def export_pipeline_checkpoint(checkpoint: Path, target: Path) -> Path:
+    """Write a pipeline engine checkpoint's weights as an HF Qwen2ForCausalLM (no tokenizer)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from tinylm_train.models.qwen2.pipeline import pipeline_to_hf
+
+    config = Qwen2Config.from_pretrained(checkpoint, local_files_only=True)
+    # why: a tied head is the embedding module again; DeepSpeed saves it with layer 0 only
+    count = config.num_hidden_layers + (2 if config.tie_word_embeddings else 3)
+    layers = []
+    for index in range(count):
+        path = checkpoint / f"layer_{index:02d}-model_states.pt"
+        if not path.is_file():
+            raise ExportError(f"{checkpoint} lacks {path.name}: not a whole pipeline checkpoint")
+        layers.append(torch.load(path, map_location="cpu", weights_only=True))
+    if config.tie_word_embeddings:
+        layers.append(layers[0])
+    model = Qwen2ForCausalLM(config)
+    model.load_state_dict(pipeline_to_hf(layers, config), strict=True)
+    model.save_pretrained(target)
+    return target
+
+
 def export_checkpoint(
     checkpoint: str | Path, data: str | Path, target: str | Path, *, merge: bool = False
 ) -> Path:
-    """Export a Trainer checkpoint in HF format with the shard tokenizer's files.
+    """Export a Trainer or pipeline checkpoint in HF format with the shard tokenizer's files.
 
     A LoRA checkpoint (adapters only) needs `merge`: its base model is loaded, resized as in
     training, and the adapters folded in. An SFT dataset's export gets the generation config.
@@ -128,6 +152,15 @@ def export_checkpoint(
     sft = manifest.format is SFT_BLOCKS
     if sft:
         sft_generation_fields(manifest)  # why: fail before the model loads
+    from tinylm_train.checkpoint import is_pipeline_checkpoint
+
+    if is_pipeline_checkpoint(checkpoint):
+        if merge:
+            raise ExportError(f"--merge: {checkpoint} is a pipeline checkpoint, not LoRA adapters")
+        export_pipeline_checkpoint(checkpoint, target)
+        if sft:
+            return finish_sft_export(target, manifest)
+        return finish_export(target, manifest.tokenizer_dir)
     adapters = (checkpoint / "adapter_config.json").is_file()
     if adapters and not merge:
         raise ExportError(f"{checkpoint} holds LoRA adapters: export it with --merge")

@@ -255,6 +255,8 @@ class HFTrainerLoop:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.rank, self.world_size = self.args.process_index, self.args.world_size
+        # the ranks the dataset reads with, and the stages one rank's tokens are shared by
+        self.data_rank, self.data_world_size, self.stages = self.rank, self.world_size, 1
         if self.world_size != launched_world_size():
             raise RuntimeError(
                 f"the launcher started {launched_world_size()} processes "

@@ -40,7 +40,7 @@ SUMMARY = "summary.json"
 class TrainedRun:
     """A finished training loop, for the recipe's export and `close_run`."""
 
-    loop: HFTrainerLoop
+    loop: HFTrainerLoop  # or loops.pipeline.PipelineLoop: the same interface
     metrics: MetricsWriter | None
     out: Path
     step_tokens: int
@@ -61,6 +61,15 @@ def check_sizing(config: RunConfig, manifest: Manifest, world_size: int) -> None
             f"parallelism.world_size is {planned} but {world_size} processes were started "
             "(the global batch would change): launch that many or change the setting"
         )
+
+
+def training_loop(config: RunConfig) -> type:
+    """The training loop class of `parallelism.engine`."""
+    if config.parallelism.engine == "pipeline":
+        from tinylm_train.loops.pipeline import PipelineLoop
+
+        return PipelineLoop
+    return HFTrainerLoop
 
 
 def run_training(
@@ -84,8 +93,10 @@ def run_training(
     model_config = model.config
     n_params = count_parameters(model_config)
 
-    loop = HFTrainerLoop(config, device=device, validation=held_out is not None)
+    loop = training_loop(config)(config, device=device, validation=held_out is not None)
     rank, world = loop.rank, loop.world_size
+    # why: the pipeline's stages of one data-parallel rank read the same blocks
+    data_rank, data_world = loop.data_rank, loop.data_world_size
     check_sizing(config, manifest, world)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,8 +112,8 @@ def run_training(
     dataset = BlockDataset(
         config.data.path,
         seed=config.seed,
-        rank=rank,
-        world_size=world,
+        rank=data_rank,
+        world_size=data_world,
         state=point.data_state if point else None,
         formats=formats,
         token_columns=token_columns,
@@ -130,11 +141,13 @@ def run_training(
         else None
     )
     tokens_per_step = config.data.per_device_batch_size * accumulation * manifest.block_size
+    # why: one device's share; a pipeline's P stages share one data rank's tokens
+    device_tokens = tokens_per_step / loop.stages if loop.stages > 1 else tokens_per_step
     device_name = torch.cuda.get_device_name() if device == "cuda" else None
     metrics = (
         MetricsWriter(
             metrics_path,
-            tokens_per_step=tokens_per_step,
+            tokens_per_step=device_tokens,
             flops_per_token=flops_per_token(
                 n_params,
                 model_config.num_hidden_layers,
@@ -174,7 +187,7 @@ def run_training(
         validation_collator=ModelInputCollator(attention, loss_mask=loss_mask),
         resume=point,
     )
-    return TrainedRun(loop=loop, metrics=metrics, out=out, step_tokens=tokens_per_step * world)
+    return TrainedRun(loop=loop, metrics=metrics, out=out, step_tokens=tokens_per_step * data_world)
 
 
 def close_run(config: RunConfig, run: TrainedRun, final: Path, **extra) -> None:
