@@ -22,6 +22,23 @@ def test_the_default_engine_is_hf_with_one_stage():
     assert config.parallelism.partition_method == "type:DecoderLayerPipe"
 
 
+def test_wandb_is_refused_with_the_pipeline_engine(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    # why: the refusal must hold where wandb is installed; here it may not be
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: object() if name == "wandb" else find_spec(name, *a),
+    )
+    validate_config({**BASE, "metrics": {"report_to": ["wandb"]}})  # the HF engine takes it
+    with pytest.raises(ConfigError, match="drop wandb"):
+        validate_config(
+            {**BASE, "metrics": {"report_to": ["wandb"]}, "parallelism": {"engine": "pipeline"}}
+        )
+
+
 def test_a_pipeline_config_validates(tmp_path):
     config = _config(pipeline_stages=2, deepspeed="zero1", partition_method="parameters")
     assert config.parallelism.zero_stage() == 1

@@ -103,6 +103,20 @@ def pipeline_run(data, tmp_path_factory) -> Path:
     return out
 
 
+def test_tensorboard_gets_the_logged_scalars(pipeline_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(pipeline_run / "runs" / "pipeline"))
+    events.Reload()
+    logged = [
+        (r["step"], r["loss"]) for r in _records(pipeline_run / "metrics.jsonl") if "loss" in r
+    ]
+    board = [(e.step, e.value) for e in events.Scalars("train/loss")]
+    assert [s for s, _ in board] == [s for s, _ in logged]
+    assert [v for _, v in board] == pytest.approx([v for _, v in logged], rel=1e-6)
+    assert {"train/lr", "train/grad_norm", "train/tokens_per_s"} <= set(events.Tags()["scalars"])
+
+
 def test_two_stage_losses_and_weights_equal_the_hf_engine(hf_run, pipeline_run):
     hf, pp = _losses(hf_run), _losses(pipeline_run)
     assert len(hf) == len(pp) == STEPS

@@ -355,6 +355,11 @@ class RunConfig(_Section):
                 "parallelism.engine: model.attention 'sdpa' builds its mask from the whole "
                 "model's inputs; the pipeline stages need tinylm_varlen or flash_attention_2"
             )
+        if "wandb" in self.metrics.report_to:
+            raise ValueError(
+                "parallelism.engine: the pipeline engine reports to TensorBoard and "
+                "metrics.jsonl only; drop wandb from metrics.report_to"
+            )
         if self.model.init_from is not None:
             return self  # why: the layer count comes from that model; checked when it loads
         layers = self.model.resolved_shape().num_hidden_layers

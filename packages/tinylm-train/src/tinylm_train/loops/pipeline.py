@@ -281,6 +281,7 @@ class PipelineLoop:
             step = resume.step
         blocks = iter(dataset)
         max_steps = self.config.optimisation.max_steps
+        scalars = self._scalar_writer() if metrics is not None else None
         if metrics is not None:
             metrics.start()
         if progress is not None:
@@ -298,14 +299,28 @@ class PipelineLoop:
                     lr=lr,
                     grad_norm=None if norm is None else float(norm),
                 )
+                if scalars is not None:
+                    for key, value in record.items():
+                        if key != "step" and isinstance(value, int | float):
+                            scalars.add_scalar(f"train/{key}", value, step)
                 if progress is not None:
                     progress.record(record)
             if progress is not None:
                 progress.step(step)
             if step % self.config.checkpoint.save_steps == 0 or step == max_steps:
                 self._save(step, dataset)
+        if scalars is not None:
+            scalars.close()
         if progress is not None:
             progress.close()
+
+    def _scalar_writer(self):
+        """TensorBoard scalars under output_dir/runs (the HF engine's Trainer writes its own)."""
+        if "tensorboard" not in self.config.metrics.report_to:
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(log_dir=str(self.output_dir / "runs" / "pipeline"))
 
     def _save(self, step: int, dataset: BlockDataset) -> None:
         """A whole checkpoint-N: DeepSpeed's states, then ours, the marker once all ranks wrote."""
