@@ -117,6 +117,20 @@ def test_tensorboard_gets_the_logged_scalars(pipeline_run):
     assert {"train/lr", "train/grad_norm", "train/tokens_per_s"} <= set(events.Tags()["scalars"])
 
 
+def test_activation_checkpointing_recomputes_the_same_losses_and_weights(
+    data, pipeline_run, tmp_path
+):
+    # Recomputing every decoder layer in the backward pass changes memory, not the maths: if the
+    # embedding were checkpointed too it would get no gradient and the weights would differ.
+    out = tmp_path / "checkpointed"
+    _train(
+        _command(data, out, 2, *_pipeline(2), "--set", "model.gradient_checkpointing=true",
+                 "--set", "parallelism.activation_checkpoint_interval=1")
+    )  # fmt: skip
+    assert _losses(out) == _losses(pipeline_run)
+    _assert_same_weights(out / "final", pipeline_run / "final")
+
+
 def test_two_stage_losses_and_weights_equal_the_hf_engine(hf_run, pipeline_run):
     hf, pp = _losses(hf_run), _losses(pipeline_run)
     assert len(hf) == len(pp) == STEPS
