@@ -7,30 +7,12 @@ the chosen answer of every held-out pair against the model it started from."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli as _run
 
 pytestmark = pytest.mark.slow  # builds, trains 30 small DPO steps, scores: three CLI processes
-
-BIN = Path(sys.executable).parent
-ENV = os.environ | {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "COLUMNS": "120"}
-
-
-def _run(*args: str, cwd: Path) -> str:
-    done = subprocess.run(
-        [str(BIN / args[0]), *args[1:]],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, f"{args[:2]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
 
 
 @pytest.fixture(scope="module")

@@ -6,36 +6,19 @@ exactly (greedy), which it can do only if the prompt at chat time is the prompt 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli as _run
 
 pytestmark = pytest.mark.slow  # builds, trains 150 small steps, chats (about a minute)
 
-BIN = Path(sys.executable).parent
-ENV = os.environ | {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "COLUMNS": "120"}
 PAIRS = [
     ("What is the capital of France?", "Paris."),
     ("中国的首都是哪里？", "北京。"),
     ("How many legs does a spider have?", "Eight legs."),
     ("水在多少度沸腾？", "一百摄氏度。"),
 ]
-
-
-def _run(*args: str, cwd: Path) -> str:
-    done = subprocess.run(
-        [str(BIN / args[0]), *args[1:]],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, f"{args[:2]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
 
 
 @pytest.fixture(scope="module")
