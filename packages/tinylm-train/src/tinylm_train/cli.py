@@ -85,6 +85,8 @@ def _train(run_config, *, recipe: str, resume: bool, debug: bool) -> None:
 
     if recipe == "sft":
         from tinylm_train.recipes.sft import run_sft as run
+    elif recipe == "dpo":
+        from tinylm_train.recipes.dpo import run_dpo as run
     else:
         from tinylm_train.recipes.pretrain import run_pretrain as run
 
@@ -100,7 +102,12 @@ def _train(run_config, *, recipe: str, resume: bool, debug: bool) -> None:
         _fail(exc, debug=debug)
     summary_path = Path(run_config.output_dir) / SUMMARY
     if summary_path.is_file():
-        typer.echo(format_summary(json.loads(summary_path.read_text(encoding="utf-8"))))
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        if recipe == "dpo":
+            typer.echo(_dpo_summary_line(summary))
+            typer.echo(f"model: {final}")
+        else:
+            typer.echo(format_summary(summary))
         typer.echo(f"summary: {summary_path}")
     else:
         typer.echo(f"exported {final}")
@@ -143,38 +150,17 @@ def dpo(
 ) -> None:
     """Preference-tune an HF model (model.init_from) on preference-pair shards with DPO."""
     run_config = _load_or_exit(config, override, recipe="dpo")
-    from rich.logging import RichHandler
+    _train(run_config, recipe="dpo", resume=resume, debug=debug)
 
-    from tinylm_train.distributed import declare_cpu_accelerator
 
-    declare_cpu_accelerator()
-    from transformers.utils import logging as hf_logging
-
-    from tinylm_train.recipes.dpo import SUMMARY, run_dpo
-
-    logging.basicConfig(
-        level=logging.INFO, handlers=[RichHandler(show_path=debug)], format="%(message)s"
-    )
-    hf_logging.disable_progress_bar()
-    try:
-        final = run_dpo(run_config, resume=resume)
-    except (KeyboardInterrupt, typer.Exit):
-        raise
-    except Exception as exc:  # noqa: BLE001 - one line per failure; --debug shows it whole
-        _fail(exc, debug=debug)
-    summary_path = Path(run_config.output_dir) / SUMMARY
-    if summary_path.is_file():
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        line = f"DPO {summary['steps']} steps in {summary['train_seconds']:.1f} s, loss"
-        line += f" {summary['final_loss']:.4f}, reward accuracy"
-        line += f" {summary['final_rewards/accuracies']:.2f}"
-        if summary.get("final_val_rewards/accuracies") is not None:
-            line += f", held-out accuracy {summary['final_val_rewards/accuracies']:.2f}"
-            line += f" (margin {summary['final_val_rewards/margins']:.3f})"
-        typer.echo(line)
-        typer.echo(f"model: {final}\nsummary: {summary_path}")
-    else:
-        typer.echo(f"exported {final}")
+def _dpo_summary_line(summary: dict) -> str:
+    line = f"DPO {summary['steps']} steps in {summary['train_seconds']:.1f} s, loss"
+    line += f" {summary['final_loss']:.4f}, reward accuracy"
+    line += f" {summary['final_rewards/accuracies']:.2f}"
+    if summary.get("final_val_rewards/accuracies") is not None:
+        line += f", held-out accuracy {summary['final_val_rewards/accuracies']:.2f}"
+        line += f" (margin {summary['final_val_rewards/margins']:.3f})"
+    return line
 
 
 @app.command()
