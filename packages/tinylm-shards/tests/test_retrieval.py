@@ -162,7 +162,7 @@ def test_ties_are_broken_by_row(tmp_path):
 
 
 def test_bad_index_dirs_give_clear_errors(tmp_path, index_dir):
-    with pytest.raises(ShardError, match="neither a manifest.json nor a LATEST"):
+    with pytest.raises(ShardError, match="not a retrieval index: it holds neither"):
         RetrievalIndex.open(tmp_path)
     root = load_index_manifest(index_dir).root
 

@@ -263,6 +263,10 @@ def _write_version(
 
 def load_index_manifest(path: str | Path) -> IndexManifest:
     """Read and check an index's manifest.json (a version directory, or `OUT/<name>` via LATEST)."""
+    if not (Path(path) / MANIFEST).is_file() and not (Path(path) / LATEST).is_file():
+        raise ShardError(
+            f"{path} is not a retrieval index: it holds neither a {MANIFEST} nor a {LATEST} pointer"
+        )
     root = resolve_version_dir(path)
     where = root / MANIFEST
     try:
