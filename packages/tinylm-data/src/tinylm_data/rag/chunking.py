@@ -65,7 +65,7 @@ def chunk_spans(text: str, *, max_tokens: int, overlap: int, count: Count) -> li
     units = [u for s, e in sentence_spans(text) for u in _units(text, s, e, count, max_tokens)]
     sizes = [count(text[s:e]) for s, e in units]
     chunks: list[tuple[int, int]] = []
-    first = 0
+    first, previous_last = 0, -1
     while first < len(units):
         last, total = first, sizes[first]
         while last + 1 < len(units) and total + sizes[last + 1] <= max_tokens:
@@ -74,6 +74,10 @@ def chunk_spans(text: str, *, max_tokens: int, overlap: int, count: Count) -> li
         # why: jieba may find more words in joined atoms than in the atoms one by one
         while last > first and count(text[units[first][0] : units[last][1]]) > max_tokens:
             last -= 1
+        if last <= previous_last:  # the overlap left no room to advance: start after it
+            first = previous_last + 1
+            continue
+        previous_last = last
         if text[units[first][0] : units[last][1]].strip():
             chunks.append((units[first][0], units[last][1]))
         if last + 1 >= len(units):

@@ -28,7 +28,7 @@ class ChunkingConfig(_Strict):
     """How documents are cut into passages (rag/chunking.py)."""
 
     max_tokens: int = Field(
-        128, ge=8, le=4096, description="Most BM25 tokens (bm25_tokens) in a passage."
+        128, ge=2, le=4096, description="Most BM25 tokens (bm25_tokens) in a passage."
     )
     overlap: int = Field(
         16, ge=0, description="Most tokens, of whole sentences, shared by consecutive passages."
