@@ -39,14 +39,18 @@ def _split(text: str, start: int, end: int, pattern: re.Pattern) -> list[tuple[i
     return list(zip(bounds, bounds[1:], strict=False))
 
 
-def _units(text: str, start: int, end: int, count: Count, max_tokens: int) -> list[tuple[int, int]]:
-    """The sentence as one unit if it fits, else its clauses (recursively), else its atoms."""
-    if count(text[start:end]) <= max_tokens:
-        return [(start, end)]
+def _units(
+    text: str, start: int, end: int, count: Count, max_tokens: int
+) -> list[tuple[int, int, int, bool]]:
+    """(start, end, tokens, is_atom): the sentence as one unit if it fits, else its clauses
+    (recursively), else its atoms."""
+    tokens = count(text[start:end])
+    if tokens <= max_tokens:
+        return [(start, end, tokens, False)]
     clauses = _split(text, start, end, _CLAUSE_END)
     if len(clauses) > 1:
         return [u for s, e in clauses for u in _units(text, s, e, count, max_tokens)]
-    return _split(text, start, end, _ATOM)
+    return [(s, e, count(text[s:e]), True) for s, e in _split(text, start, end, _ATOM)]
 
 
 def chunk_spans(text: str, *, max_tokens: int, overlap: int, count: Count) -> list[tuple[int, int]]:
@@ -62,8 +66,10 @@ def chunk_spans(text: str, *, max_tokens: int, overlap: int, count: Count) -> li
         raise ValueError(
             f"need max_tokens >= 1 and 0 <= overlap < max_tokens, got {max_tokens} and {overlap}"
         )
-    units = [u for s, e in sentence_spans(text) for u in _units(text, s, e, count, max_tokens)]
-    sizes = [count(text[s:e]) for s, e in units]
+    pieces = [u for s, e in sentence_spans(text) for u in _units(text, s, e, count, max_tokens)]
+    units = [(s, e) for s, e, _, _ in pieces]
+    sizes = [n for _, _, n, _ in pieces]
+    atoms = [a for _, _, _, a in pieces]
     chunks: list[tuple[int, int]] = []
     first, previous_last = 0, -1
     while first < len(units):
@@ -72,7 +78,11 @@ def chunk_spans(text: str, *, max_tokens: int, overlap: int, count: Count) -> li
             last += 1
             total += sizes[last]
         # why: jieba may find more words in joined atoms than in the atoms one by one
-        while last > first and count(text[units[first][0] : units[last][1]]) > max_tokens:
+        while (
+            last > first
+            and any(atoms[first : last + 1])
+            and count(text[units[first][0] : units[last][1]]) > max_tokens
+        ):
             last -= 1
         if last <= previous_last:  # the overlap left no room to advance: start after it
             first = previous_last + 1
