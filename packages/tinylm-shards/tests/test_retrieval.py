@@ -112,6 +112,26 @@ def test_publish_leaves_no_temporary_and_rewriting_the_same_version_is_safe(tmp_
     assert sorted(p.name for p in out.iterdir()) == ["LATEST", first.version]
 
 
+def test_a_write_that_fails_half_way_leaves_the_published_index_alone(tmp_path, monkeypatch):
+    import bm25s
+
+    out = tmp_path / "idx"
+    first = write_index(PASSAGES, out, settings=SETTINGS)
+
+    def disk_full(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(bm25s.BM25, "save", disk_full)
+    with pytest.raises(OSError, match="no space"):
+        write_index(PASSAGES[:3], out, settings=SETTINGS)
+    # passages.arrow of the new version was written, then thrown away with its directory
+    assert sorted(p.name for p in out.iterdir()) == ["LATEST", first.version]
+    assert (out / "LATEST").read_text().strip() == first.version
+    assert len(RetrievalIndex.open(out)) == len(PASSAGES)
+    with pytest.raises(TypeError):
+        write_index(PASSAGES, out, settings={"not json": object()})
+
+
 def test_a_failed_write_publishes_nothing(tmp_path):
     out = tmp_path / "idx"
     bad = [*PASSAGES, Passage("a#0", "a", "wiki", "duplicate id")]

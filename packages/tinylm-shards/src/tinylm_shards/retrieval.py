@@ -191,7 +191,12 @@ def write_index(
         try:
             _write_version(tmp, out_dir.name, version, columns, corpus_tokens, params, settings)
             shutil.rmtree(target, ignore_errors=True)  # a directory without manifest: unfinished
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                # another writer published the same content-addressed version first
+                if not (target / MANIFEST).is_file():
+                    raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     with atomic_path(out_dir / LATEST) as tmp_latest:
