@@ -99,3 +99,21 @@ def test_duplicate_passages_count_as_the_passage_they_duplicate(tmp_path):
     assert first[0][0] == second[0][0] == "rc/dup/0-0#0"
     _, gold = gold_passage_ids(data["data"][0]["paragraphs"][1]["context"], ["first"], corpus)
     assert gold == {"rc/dup/0-0#0"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"chunking": {"max_tokens": 16, "overlap": 16}}, "overlap 16 must be below max_tokens 16"),
+        ({"sources": [{"name": "a", "kind": "jsonl", "paths": ["x"], "weight": 2}]}, "weight"),
+        ({"sources": [{"name": "a", "kind": "csv", "paths": ["x"]}]}, "kind"),
+        ({"bm25": {"k3": 1}}, "bm25"),
+        ({"quality": {"squad": "q.json", "extra": 1}}, "quality.extra"),
+    ],
+)
+def test_config_mistakes_are_reported_by_key(change, message):
+    from tinylm_data.config import ConfigError
+
+    data = {"name": "t", "sources": [{"name": "a", "kind": "jsonl", "paths": ["x"]}], **change}
+    with pytest.raises(ConfigError, match=message):
+        parse_model(RagIndexConfig, data)
