@@ -156,9 +156,17 @@ def test_search_finds_the_passage_in_both_languages(index_dir, mmap):
 
 
 def test_mmap_load_maps_the_matrix_and_the_passages(index_dir):
+    import pyarrow as pa
+
+    before = pa.total_allocated_bytes()
     index = RetrievalIndex.open(index_dir, mmap=True)
+    mapped = pa.total_allocated_bytes() - before
     assert isinstance(index._retriever.scores["data"], np.memmap)
+    before = pa.total_allocated_bytes()
     plain = RetrievalIndex.open(index_dir, mmap=False)
+    read = pa.total_allocated_bytes() - before
+    # the mapped passages are not copied into Arrow memory; read ones are
+    assert mapped == 0 and read >= sum(len(p.text.encode()) for p in PASSAGES)
     assert not isinstance(plain._retriever.scores["data"], np.memmap)
     assert index.passage(2) == plain.passage(2) == PASSAGES[2]
 
