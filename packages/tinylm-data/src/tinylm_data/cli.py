@@ -30,6 +30,9 @@ def _mount_optional_apps() -> None:
     from .cli_pref import pref_app
 
     app.add_typer(pref_app, name="pref", help="Preference-pair (DPO) data.")
+    from .cli_rag import rag_app
+
+    app.add_typer(rag_app, name="rag", help="Retrieval: a BM25 passage index.")
     from .cli_quality import quality_app
 
     app.add_typer(

@@ -1,5 +1,8 @@
 """The TinyLM shard contract as code: format names and schemas, manifest, writer, reader, segments.
 
+The retrieval index contract is `tinylm_shards.retrieval` (the `retrieval` extra; imported
+only when asked for, so this import stays light).
+
 Writers (tinylm-data) and readers (tinylm-train, tinylm-eval) share this package instead of
 each keeping a copy of the format. docs/shard-format.md describes it in words.
 """
@@ -10,7 +13,15 @@ from .arrow import list_array, list_parts
 from .block import Block, check_row
 from .errors import ShardError
 from .files import atomic_path, sha256_file
-from .formats import FORMATS, PACKED_BLOCKS, PREFERENCE_PAIRS, SFT_BLOCKS, ShardFormat, format_named
+from .formats import (
+    FORMATS,
+    PACKED_BLOCKS,
+    PREFERENCE_PAIRS,
+    RETRIEVAL_INDEX,
+    SFT_BLOCKS,
+    ShardFormat,
+    format_named,
+)
 from .manifest import (
     LATEST,
     MANIFEST,
@@ -36,6 +47,7 @@ __all__ = [
     "PACKED_BLOCKS",
     "PARQUET_OPTIONS",
     "PREFERENCE_PAIRS",
+    "RETRIEVAL_INDEX",
     "PairReader",
     "PairWriter",
     "PreferencePair",

@@ -74,6 +74,23 @@ PREFERENCE_PAIRS = ShardFormat(
 answer tokens are the labelled ones), and the tokens truncation removed. The manifest's
 block_size is the max_length every prompt + answer fits in (docs/shard-format.md; pairs.py)."""
 
+RETRIEVAL_INDEX = ShardFormat(
+    name="tinylm-bm25-index",
+    schema_version=1,
+    schema=pa.schema(
+        [
+            ("id", pa.string()),
+            ("doc_id", pa.string()),
+            ("source", pa.string()),
+            ("text", pa.string()),
+        ]
+    ),
+    token_columns=(),
+)
+"""A BM25 retrieval index: one passage per row of passages.arrow, a bm25s matrix beside it
+(docs/retrieval-format.md; tinylm_shards.retrieval)."""
+
+# why: not a shard dataset (no blocks, no block_size), so it is not among the shard FORMATS
 FORMATS = {f.name: f for f in (PACKED_BLOCKS, SFT_BLOCKS, PREFERENCE_PAIRS)}
 
 
