@@ -122,3 +122,30 @@ def test_passkey_data_writes_conversations_for_sft_build(tmp_path):
     assert all(len(r["messages"][1]["content"]) == 4 for r in records)
     missing = runner.invoke(app, ["passkey-data", "--tokenizer", str(tmp_path), "--out", str(out)])
     assert missing.exit_code == 2 and "tokenizer_config.json" in missing.output
+
+
+def test_an_export_with_rope_scaling_loads_scaled_and_runs_past_its_trained_length(
+    tiny_model_dir, tmp_path
+):
+    import shutil
+
+    import torch
+
+    from tinylm_eval.models.hf import HFModel
+
+    scaled = tmp_path / "scaled"
+    shutil.copytree(tiny_model_dir, scaled)
+    config = json.loads((scaled / "config.json").read_text())
+    # what a long-context export writes (transformers 5 keeps it in rope_parameters)
+    theta = config["rope_parameters"]["rope_theta"]
+    config["rope_parameters"] = {"rope_type": "linear", "factor": 4.0, "rope_theta": theta}
+    config["max_position_embeddings"] = 4 * 2048
+    (scaled / "config.json").write_text(json.dumps(config))
+    plain, stretched = HFModel.load(tiny_model_dir), HFModel.load(scaled)
+    assert stretched.module.config.rope_parameters["rope_type"] == "linear"
+    assert torch.allclose(
+        stretched.module.model.rotary_emb.inv_freq, plain.module.model.rotary_emb.inv_freq / 4
+    )
+    result = passkey(scaled, tmp_path / "pk", "--lengths", "3000", "--depths", "0.5")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "pk" / "results.json").read_text())["scores"]["prompts"] == 5

@@ -402,6 +402,14 @@ def ppl(
         int | None, typer.Option(help="score N blocks drawn by --block-seed (default: all)")
     ] = None,
     block_seed: Annotated[int, typer.Option(help="seeds the order blocks are drawn in")] = 0,
+    max_length: Annotated[
+        int | None,
+        typer.Option(help="tokens per forward: longer blocks in windows (default: whole blocks)"),
+    ] = None,
+    stride: Annotated[
+        int | None,
+        typer.Option(help="--max-length: tokens between windows (default: --max-length)"),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="write the result JSON here")] = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -411,7 +419,13 @@ def ppl(
     from tinylm_eval.tasks import PerplexityConfig
 
     config = PerplexityConfig(
-        data=data, batch_size=batch_size, max_blocks=max_blocks, split=split, block_seed=block_seed
+        data=data,
+        batch_size=batch_size,
+        max_blocks=max_blocks,
+        split=split,
+        block_seed=block_seed,
+        max_length=max_length,
+        stride=stride,
     )
     task = get_task("ppl")
     selection = task.select(config)
@@ -424,8 +438,13 @@ def ppl(
     )
     console.print(
         f"perplexity {result['perplexity']:.3f} over {result['tokens']} predicted tokens "
-        f"({result['blocks']} {result['split']} blocks)"
+        f"({result['blocks']} {result['split']} blocks of {result['block_size']}, "
+        f"{result['windows']} windows of at most {result['max_length']})"
     )
+    for bucket, entry in result["by_position"].items():
+        console.print(
+            f"  positions {bucket:>11}: {entry['perplexity']:.3f} ({entry['tokens']} tokens)"
+        )
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2))
