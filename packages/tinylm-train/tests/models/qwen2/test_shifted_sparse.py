@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinylm_train.long_context import group_size_for
 from tinylm_train.models.qwen2.shifted_sparse import (
     S2ATTN_NAME,
-    group_size_for,
     register_s2_attention,
     s2_attention_forward,
     s2_attention_mask,

@@ -30,19 +30,6 @@ S2ATTN_NAME = "tinylm_s2attn"
 LAYOUT_KEYS = ("s2_cu_plain", "s2_max_plain", "s2_cu_shifted", "s2_max_shifted")
 
 
-def group_size_for(context: int, fraction: float) -> int:
-    """G = fraction x context, checked: even (the shift is G / 2) and dividing the context."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"group fraction {fraction} is not in (0, 1]")
-    group = round(context * fraction)
-    if group < 2 or group % 2 or context % group:
-        raise ValueError(
-            f"group size {group} (= {fraction} x {context}) must be even and divide the "
-            f"context {context}"
-        )
-    return group
-
-
 def shifted_layouts(cu_seqlens: torch.Tensor, row_length: int, group_size: int) -> dict:
     """The S²-Attn forward kwargs: plain and shifted segment layouts over the flattened batch.
 
