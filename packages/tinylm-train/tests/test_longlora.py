@@ -229,5 +229,5 @@ def test_longlora_config_mistakes_are_one_error_line_before_any_work(tmp_path):
         yaml.safe_dump(base | {"long_context": {"max_length": 64, "trained_context": 32}})
     )
     done = _run(["longlora", "--config", str(tmp_path / "c.yaml")])
-    assert done.returncode == 1 and "packing: none" in done.stderr, done.stderr
+    assert done.returncode == 1 and "pack_mode: none" in done.stderr, done.stderr
     assert not (tmp_path / "run" / "metrics.jsonl").exists()

@@ -297,7 +297,7 @@ class LongContextSection(_Section):
     max_length: int = Field(
         gt=0,
         description="The context trained at: the SFT shards' block size (built with this "
-        "`max_length` and `packing: none`).",
+        "`max_length` and `pack_mode: none`).",
     )
     trained_context: int = Field(
         gt=0,

@@ -2,7 +2,7 @@
 embeddings and norms, and RoPE scaled for the new length (`tinylm-train longlora`, or `sft` with
 a `long_context` section; both run `recipes/sft.py` with the pieces below).
 
-The shards are SFT blocks built with `max_length` = `long_context.max_length` and `packing:
+The shards are SFT blocks built with `max_length` = `long_context.max_length` and `pack_mode:
 none`: one sample per row, padded at the end as its own segment. Rows are whole groups (the
 block is a multiple of the group size), and the S²-Attn layouts are also cut at every document
 boundary, so no group ever joins two documents; one sample per row keeps each long sample's
@@ -48,7 +48,7 @@ def check_long_context_data(section: LongContextSection, manifest: Manifest) -> 
     if sft.get("pack_mode") != "none":
         raise ShardError(
             f"{manifest.root}: pack_mode {sft.get('pack_mode')!r}; LongLoRA trains on rows of "
-            "one sample each (build the SFT shards with packing: none)"
+            "one sample each (build the SFT shards with pack_mode: none)"
         )
 
 
