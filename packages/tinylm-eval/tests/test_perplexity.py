@@ -6,6 +6,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from transformers import AutoModelForCausalLM
 
 from tinylm_eval.perplexity import (
@@ -13,6 +15,7 @@ from tinylm_eval.perplexity import (
     nll_of_blocks,
     perplexity,
     select_blocks,
+    windows,
 )
 from tinylm_shards.testing import write_dataset as write_shards
 
@@ -115,3 +118,79 @@ def test_reading_stops_at_max_blocks(model, tmp_path):
     assert result["blocks"] == 1 and result["tokens"] > 0
     with pytest.raises(ShardError, match=other.name):
         score(model, tmp_path / "two")
+
+
+@settings(max_examples=200, deadline=None)
+@given(length=st.integers(1, 300), max_length=st.integers(2, 64), data=st.data())
+def test_windows_predict_every_token_once_within_max_length(length, max_length, data):
+    stride = data.draw(st.integers(1, max_length))
+    spans = windows(length, max_length, stride)
+    predicted = []
+    for begin, end, first in spans:
+        assert end - begin <= max_length and begin < max(first, 1) <= end
+        predicted += range(max(first, 1), end)
+        if begin > 0:  # context kept from the window before: max_length - stride, at least 1
+            assert first - begin == max(max_length - stride, 1)
+    assert predicted == list(range(1, length))
+
+
+def test_windowed_perplexity_equals_each_window_scored_on_its_own(model, tmp_path):
+    doc = list(range(3, 40))  # one document of 37 tokens in a block of 40
+    write_shards(
+        tmp_path, name="long", documents=[doc], block_size=40, vocab_size=100, tokenizer=False
+    )
+    selection = select_blocks(tmp_path / "long")
+    whole = perplexity(model, selection)
+    assert whole["windows"] == 1 and whole["tokens"] == 36
+    result = perplexity(model, selection, max_length=16, stride=8, batch_size=2)
+    total = 0.0
+    for begin, end, first in windows(40, 16, 8):
+        chunk = doc[begin:end]
+        if not chunk:
+            continue
+        target = [t if begin + i >= max(first, 1) else -100 for i, t in enumerate(chunk)]
+        if len(chunk) < 2 or all(t == -100 for t in target[1:]):
+            continue
+        with torch.inference_mode():
+            out = model(input_ids=torch.tensor([chunk]), labels=torch.tensor([target]))
+        total += float(out.loss) * sum(t != -100 for t in target[1:])
+    assert result["tokens"] == 36 and result["windows"] == len(windows(40, 16, 8))
+    assert result["mean_nll"] == pytest.approx(total / 36, rel=1e-4)
+    assert result["mean_nll"] != pytest.approx(whole["mean_nll"], rel=1e-4)
+    assert result["max_length"] == 16 and result["stride"] == 8
+    assert sum(b["tokens"] for b in result["by_position"].values()) == 36
+    assert list(whole["by_position"]) == ["0-255"]
+
+
+def test_windows_keep_document_masking(model, tmp_path):
+    write_dataset(tmp_path / "t")  # three documents in a block of 16
+    selection = select_blocks(tmp_path / "t")
+    assert perplexity(model, selection, max_length=16)["mean_nll"] == pytest.approx(
+        score(model, tmp_path / "t")["mean_nll"], rel=1e-6
+    )
+    # windows of 8: the 15 tokens are predicted once each, the documents still apart
+    assert perplexity(model, selection, max_length=8)["tokens"] == 12
+    with pytest.raises(ValueError, match="stride"):
+        perplexity(model, selection, max_length=8, stride=9)
+
+
+def test_ppl_cli_scores_in_windows_and_writes_the_position_breakdown(tiny_model_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from tinylm_eval.cli import app
+
+    write_shards(
+        tmp_path, name="long", documents=[list(range(3, 40))], block_size=40, vocab_size=100,
+        tokenizer=False,
+    )  # fmt: skip
+    out = tmp_path / "ppl.json"
+    args = ["ppl", "--model", str(tiny_model_dir), "--data", str(tmp_path / "long")]
+    result = CliRunner().invoke(
+        app, [*args, "--split", "train", "--max-length", "16", "--stride", "8", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["windows"] == 4 and report["tokens"] == 36 and "0-255" in report["by_position"]
+    assert "positions" in result.output
+    bad = CliRunner().invoke(app, [*args, "--stride", "8"])
+    assert bad.exit_code == 2 and "stride needs max_length" in bad.output

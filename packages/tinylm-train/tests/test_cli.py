@@ -66,8 +66,8 @@ def test_an_unknown_config_name_lists_the_shipped_configs():
     result = CliRunner().invoke(app, ["pretrain", "--config", "nope"])
     assert result.exit_code == 2
     assert (
-        "shipped: debug, dpo-sample-cpu, sample-cpu, sft-sample-cpu, tinylm-0.5b-6x24gb,"
-        " tinylm-0.5b-8xh100" in result.output
+        "shipped: debug, dpo-sample-cpu, longlora-sample-cpu, sample-cpu, sft-sample-cpu,"
+        " tinylm-0.5b-6x24gb, tinylm-0.5b-8xh100" in result.output
     )
 
 

@@ -38,6 +38,7 @@ def test_a_whole_section_can_be_overridden_as_a_yaml_mapping(run_yaml):
 SHIPPED = [
     "debug",
     "dpo-sample-cpu",
+    "longlora-sample-cpu",
     "sample-cpu",
     "sft-sample-cpu",
     "tinylm-0.5b-6x24gb",
@@ -145,7 +146,8 @@ def test_report_to_accepts_only_known_targets(run_yaml):
 
 def test_an_unknown_config_name_lists_the_shipped_ones():
     shipped = (
-        "debug, dpo-sample-cpu, sample-cpu, sft-sample-cpu, tinylm-0.5b-6x24gb, tinylm-0.5b-8xh100"
+        "debug, dpo-sample-cpu, longlora-sample-cpu, sample-cpu, sft-sample-cpu, "
+        "tinylm-0.5b-6x24gb, tinylm-0.5b-8xh100"
     )
     with pytest.raises(ConfigError, match=rf"nope is neither a file.*shipped: {shipped}"):
         load_config("nope")

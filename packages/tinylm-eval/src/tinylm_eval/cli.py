@@ -402,6 +402,14 @@ def ppl(
         int | None, typer.Option(help="score N blocks drawn by --block-seed (default: all)")
     ] = None,
     block_seed: Annotated[int, typer.Option(help="seeds the order blocks are drawn in")] = 0,
+    max_length: Annotated[
+        int | None,
+        typer.Option(help="tokens per forward: longer blocks in windows (default: whole blocks)"),
+    ] = None,
+    stride: Annotated[
+        int | None,
+        typer.Option(help="--max-length: tokens between windows (default: --max-length)"),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="write the result JSON here")] = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -411,7 +419,13 @@ def ppl(
     from tinylm_eval.tasks import PerplexityConfig
 
     config = PerplexityConfig(
-        data=data, batch_size=batch_size, max_blocks=max_blocks, split=split, block_seed=block_seed
+        data=data,
+        batch_size=batch_size,
+        max_blocks=max_blocks,
+        split=split,
+        block_seed=block_seed,
+        max_length=max_length,
+        stride=stride,
     )
     task = get_task("ppl")
     selection = task.select(config)
@@ -424,8 +438,13 @@ def ppl(
     )
     console.print(
         f"perplexity {result['perplexity']:.3f} over {result['tokens']} predicted tokens "
-        f"({result['blocks']} {result['split']} blocks)"
+        f"({result['blocks']} {result['split']} blocks of {result['block_size']}, "
+        f"{result['windows']} windows of at most {result['max_length']})"
     )
+    for bucket, entry in result["by_position"].items():
+        console.print(
+            f"  positions {bucket:>11}: {entry['perplexity']:.3f} ({entry['tokens']} tokens)"
+        )
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2))
@@ -635,3 +654,123 @@ def pref(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(result, indent=2))
     console.print(f"→ {target}")
+
+
+PasskeyLengthsOpt = Annotated[
+    str, typer.Option(help="comma-separated prompt lengths in the model's tokens")
+]
+PasskeyDigitsOpt = Annotated[int, typer.Option(help="digits of each key (chance: 10^-k exact)")]
+PasskeyLanguageOpt = Annotated[str, typer.Option(help="en or zh filler and question")]
+
+
+@app.command()
+@_reported
+def passkey(
+    model: ModelOpt,
+    lengths: PasskeyLengthsOpt = "1024,2048,4096,8192",
+    depths: Annotated[
+        str, typer.Option(help="comma-separated key depths in [0, 1] (0: first, 1: last)")
+    ] = "0,0.25,0.5,0.75,1",
+    trials: Annotated[int, typer.Option(help="prompts (keys) per length and depth")] = 5,
+    key_digits: PasskeyDigitsOpt = 5,
+    seed: Annotated[int, typer.Option(help="seeds the keys")] = 0,
+    language: PasskeyLanguageOpt = "en",
+    prompt: Annotated[
+        str, typer.Option(help="auto (the chat template when the model has one), chat or plain")
+    ] = "auto",
+    max_new_tokens: Annotated[
+        int | None, typer.Option(help="answer tokens at most (default 2 * digits + 8)")
+    ] = None,
+    batch_size: BatchSizeOpt = 1,
+    out: Annotated[
+        Path | None, typer.Option(help="output directory (default eval-results/passkey-<model>)")
+    ] = None,
+    base: BaseOpt = None,
+    trust_remote_code: Annotated[bool, typer.Option()] = False,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Passkey retrieval: a random key hidden at each depth of filler text, the model asked for it
+    (greedy); exact and digit accuracy per length and depth, results.json, predictions.jsonl and
+    heatmap.png."""
+    from tinylm_eval.passkey import PasskeyConfig, build_prompts, evaluate_passkey, parse_list
+
+    _setup_logging()
+    config = PasskeyConfig(
+        lengths=parse_list(lengths, int, "--lengths"),
+        depths=parse_list(depths, float, "--depths"),
+        trials=trials,
+        key_digits=key_digits,
+        seed=seed,
+        language=language,
+        prompt=prompt,
+        max_new_tokens=max_new_tokens,
+    )
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, not {batch_size}")
+    lm = _load(model, base, trust_remote_code, device, dtype)
+    lm.generation_batch_size = batch_size
+    prompts = build_prompts(lm, config)
+    out = out or Path("eval-results") / f"passkey-{Path(model).name}"
+    report = _run_with_bar(
+        "passkey",
+        lambda progress, total: (
+            total(len(prompts[1])),
+            evaluate_passkey(lm, config, out, progress=progress, prompts=prompts),
+        )[1],
+    )
+    scores = report["scores"]
+    for length, entry in scores["by_length"].items():
+        console.print(
+            f"{length:>6} tokens: {entry['accuracy']:.0%} exact, "
+            f"{entry['digit_accuracy']:.0%} digits ({entry['prompts']} prompts)"
+        )
+    console.print(
+        f"passkey ({report['prompt_format']} prompts): {scores['accuracy']:.2%} exact "
+        f"(chance {scores['chance']['accuracy']:.0e}), {scores['digit_accuracy']:.2%} digits "
+        f"(chance 10%) over {len(prompts[1])} prompts → {out}"
+    )
+
+
+@app.command("passkey-data")
+@_reported
+def passkey_data(
+    tokenizer: Annotated[
+        str, typer.Option("--tokenizer", help="the tokenizer directory the lengths count in")
+    ],
+    out: Annotated[Path, typer.Option(help="JSON lines of {id, messages} (tinylm-data sft)")],
+    samples: Annotated[int, typer.Option(help="conversations to write")] = 1000,
+    lengths: PasskeyLengthsOpt = "256,512",
+    key_digits: PasskeyDigitsOpt = 5,
+    seed: Annotated[int, typer.Option(help="seeds keys and depths (use another than eval's)")] = 1,
+    language: PasskeyLanguageOpt = "en",
+) -> None:
+    """Passkey-style training conversations from the evaluation's prompt builder (the key at a
+    uniform depth, the answer the key), for `tinylm-data sft build` (kind: messages)."""
+    from tinylm_eval.passkey import parse_list
+    from tinylm_eval.passkey_prompts import LANGUAGES, training_conversations
+
+    _setup_logging()
+    sizes = parse_list(lengths, int, "--lengths")
+    if samples < 1 or not sizes or not 1 <= key_digits <= 30 or language not in LANGUAGES:
+        raise ValueError(
+            "--samples >= 1, --lengths, 1 <= --key-digits <= 30 and --language "
+            f"{' or '.join(LANGUAGES)} are required"
+        )
+    if not (Path(tokenizer) / "tokenizer_config.json").is_file():
+        raise ValueError(f"--tokenizer {tokenizer}: not a directory with tokenizer_config.json")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as lines:
+        for record in training_conversations(
+            lambda text: tok.encode(text, add_special_tokens=False),
+            lengths=sizes,
+            samples=samples,
+            key_digits=key_digits,
+            seed=seed,
+            language=language,
+        ):
+            lines.write(json.dumps(record, ensure_ascii=False) + "\n")
+    console.print(f"{samples} passkey conversations ({lengths} tokens) → {out}")

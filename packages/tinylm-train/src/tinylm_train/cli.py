@@ -61,10 +61,16 @@ def _load_or_exit(config: str, override: list[str] | None, *, recipe: str):
             check_init_from(run_config.model.init_from)
         if recipe == "sft" and run_config.model.init_from is None:
             raise ConfigError("model.init_from: SFT starts from a model directory; give one")
+        if recipe == "longlora":
+            from tinylm_train.recipes.longlora import longlora_config
+
+            run_config = longlora_config(run_config)
         if recipe == "dpo":
             dpo_settings(run_config)
         if recipe == "pretrain" and run_config.lora is not None:
             raise ConfigError("lora: LoRA adapters are trained by `tinylm-train sft` and dpo only")
+        if recipe in ("pretrain", "dpo") and run_config.long_context is not None:
+            raise ConfigError("long_context: trained by `tinylm-train longlora` (or sft) only")
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -85,6 +91,8 @@ def _train(run_config, *, recipe: str, resume: bool, debug: bool) -> None:
 
     if recipe == "sft":
         from tinylm_train.recipes.sft import run_sft as run
+    elif recipe == "longlora":
+        from tinylm_train.recipes.longlora import run_longlora as run
     elif recipe == "dpo":
         from tinylm_train.recipes.dpo import run_dpo as run
     else:
@@ -137,6 +145,20 @@ def sft(
     """Fine-tune a model (model.init_from) on SFT shards: loss on the assistant tokens only."""
     run_config = _load_or_exit(config, override, recipe="sft")
     _train(run_config, recipe="sft", resume=resume, debug=debug)
+
+
+@app.command()
+def longlora(
+    config: Annotated[
+        str, typer.Option(help="YAML run config file, or a shipped name (longlora-sample-cpu).")
+    ],
+    override: OverrideOption = None,
+    resume: ResumeOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Extend an SFT model's context (LongLoRA): S²-Attn, LoRA + embeddings and norms, RoPE."""
+    run_config = _load_or_exit(config, override, recipe="longlora")
+    _train(run_config, recipe="longlora", resume=resume, debug=debug)
 
 
 @app.command()

@@ -289,6 +289,58 @@ class LoraSection(_Section):
     )
 
 
+class LongContextSection(_Section):
+    """Long-context fine-tuning (LongLoRA: `tinylm-train longlora`, or `sft` with this section):
+    S²-Attn in training, RoPE scaled for the longer context, embeddings and norms trainable
+    beside the LoRA adapters."""
+
+    max_length: int = Field(
+        gt=0,
+        description="The context trained at: the SFT shards' block size (built with this "
+        "`max_length` and `pack_mode: none`).",
+    )
+    trained_context: int = Field(
+        gt=0,
+        description="The context the start model was actually trained at; linear RoPE scaling "
+        "is max_length / trained_context (never derived from max_position_embeddings).",
+    )
+    group_fraction: float = Field(
+        0.25, gt=0, le=1, description="S²-Attn group size as a fraction of max_length."
+    )
+    shifted_sparse_attention: bool = Field(
+        True,
+        description="Train with S²-Attn (tinylm_s2attn); false: full causal attention "
+        "(the model.attention path), e.g. as the baseline.",
+    )
+    rope: Literal["linear", "theta"] = Field(
+        "linear",
+        description="'linear': position interpolation by max_length / trained_context; "
+        "'theta': a larger RoPE base (`rope_theta`).",
+    )
+    rope_theta: float | None = Field(
+        None, gt=0, description="The new RoPE base (rope: theta only)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LongContextSection:
+        from tinylm_train.long_context import group_size_for
+
+        if self.max_length < self.trained_context:
+            raise ValueError(
+                f"max_length {self.max_length} is below trained_context {self.trained_context}"
+            )
+        if (self.rope == "theta") != (self.rope_theta is not None):
+            raise ValueError("rope_theta is given with rope: theta, and only then")
+        group_size_for(self.max_length, self.group_fraction)
+        return self
+
+    @property
+    def group_size(self) -> int:
+        from tinylm_train.long_context import group_size_for
+
+        return group_size_for(self.max_length, self.group_fraction)
+
+
 class DPOSection(_Section):
     """Direct preference optimisation (`tinylm-train dpo`) on tinylm-preference-pairs shards."""
 
@@ -344,12 +396,15 @@ class RunConfig(_Section):
     sft: SftSection = Field(default_factory=SftSection, description=SftSection.__doc__)
     lora: LoraSection | None = Field(None, description=LoraSection.__doc__)
     dpo: DPOSection | None = Field(None, description=DPOSection.__doc__)
+    long_context: LongContextSection | None = Field(None, description=LongContextSection.__doc__)
 
     @model_validator(mode="after")
     def _stages_fit_the_model(self) -> RunConfig:
         parallel = self.parallelism
         if parallel.engine != "pipeline":
             return self
+        if self.long_context is not None:
+            raise ValueError("long_context: LongLoRA runs on the HF Trainer loop (engine: hf)")
         if self.model.attention == "sdpa":
             raise ValueError(
                 "parallelism.engine: model.attention 'sdpa' builds its mask from the whole "

@@ -83,7 +83,8 @@ class ModelInputCollator:
     """Blocks → forward kwargs for the chosen attention path (optionally logging the blocks).
 
     `loss_mask`: labels only where the SFT blocks' loss mask is 1; `sample_weights`: add the
-    per-sample loss weights (`loss_weights`, taken off again by the loop before the forward).
+    per-sample loss weights (`loss_weights`, taken off again by the loop before the forward);
+    `group_size`: the S²-Attn group of attention `tinylm_s2attn`.
     """
 
     def __init__(
@@ -93,8 +94,10 @@ class ModelInputCollator:
         block_log: BlockLog | None = None,
         loss_mask: bool = False,
         sample_weights: bool = False,
+        group_size: int | None = None,
     ) -> None:
         self.attention = attention
+        self.group_size = group_size
         self.block_log = block_log
         self.loss_mask = loss_mask
         self.sample_weights = sample_weights
@@ -103,7 +106,7 @@ class ModelInputCollator:
         if self.block_log is not None:
             self.block_log.record(blocks)
         batch = collate_blocks(blocks, loss_mask=self.loss_mask, sample_weights=self.sample_weights)
-        inputs = model_inputs(batch, self.attention)
+        inputs = model_inputs(batch, self.attention, group_size=self.group_size)
         if LOSS_WEIGHTS in batch:
             inputs[LOSS_WEIGHTS] = batch[LOSS_WEIGHTS]
         return inputs

@@ -45,6 +45,9 @@ def finish_export(target: Path, tokenizer_dir: Path) -> Path:
         raise ExportError(f"{path} has no RoPE base (rope_parameters.rope_theta or rope_theta)")
     config["rope_theta"] = theta
     config["rope_parameters"] = {"rope_type": "default", **rope, "rope_theta": theta}
+    if config["rope_parameters"]["rope_type"] == "linear":  # a LongLoRA model, for 4.x readers
+        factor = config["rope_parameters"]["factor"]
+        config["rope_scaling"] = {"type": "linear", "rope_type": "linear", "factor": factor}
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return target
 

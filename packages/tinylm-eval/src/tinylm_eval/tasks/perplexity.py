@@ -26,12 +26,23 @@ class PerplexityConfig:
     """"train" or "validation"; None: validation when the dataset has it, else train (warned)."""
     block_seed: int | None = 0
     """Seeds the permutation the blocks are drawn in; None: dataset order."""
+    max_length: int | None = None
+    """Tokens per forward: a longer block is scored in windows; None: whole blocks."""
+    stride: int | None = None
+    """Tokens between window starts (every window predicts only tokens the last did not);
+    None: `max_length` (windows side by side)."""
 
     def __post_init__(self):
         if self.batch_size < 1 or (self.max_blocks is not None and self.max_blocks < 1):
             raise ValueError("batch_size >= 1 and max_blocks >= 1 (or None) are required")
         if self.split is not None and self.split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {self.split!r}")
+        if self.max_length is not None and self.max_length < 2:
+            raise ValueError(f"max_length must be >= 2, not {self.max_length}")
+        if self.stride is not None and (
+            self.max_length is None or not 1 <= self.stride <= self.max_length
+        ):
+            raise ValueError("stride needs max_length and 1 <= stride <= max_length")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,7 +82,14 @@ class PerplexityTask:
         selection = selection or self.select(config)
         if on_total:
             on_total(len(selection.indices))
-        result = perplexity(module, selection, batch_size=config.batch_size, progress=progress)
+        result = perplexity(
+            module,
+            selection,
+            batch_size=config.batch_size,
+            max_length=config.max_length,
+            stride=config.stride,
+            progress=progress,
+        )
         return {
             "task": self.name,
             "task_version": self.version,

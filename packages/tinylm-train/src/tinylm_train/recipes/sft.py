@@ -7,11 +7,15 @@ the tokens whose `loss_mask` is 1. `sft.loss_normalisation` is `token` (the mean
 trainable tokens of the whole accumulated batch) or `sample` (each sample's mean, then the
 mean over the samples of the whole accumulated batch); both are invariant to packing and to
 gradient accumulation (tests/test_sft_loss.py).
+
+With a `long_context` section the run is LongLoRA (recipes/longlora.py): S²-Attn, RoPE scaling,
+and with `lora` the embeddings and norms trained beside the adapters.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -50,7 +54,17 @@ def run_sft(config: RunConfig, *, resume: bool = False) -> Path:
         config.sft.loss_normalisation,
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    attention = select_attention(device, config.model.attention)
+    long_context = config.long_context
+    group_size, record = None, None
+    if long_context is None:
+        attention = select_attention(device, config.model.attention)
+    else:
+        from tinylm_train.recipes.longlora import check_long_context_data, long_context_attention
+
+        check_long_context_data(long_context, manifest)
+        attention = long_context_attention(long_context, device, config.model.attention)
+        if long_context.shifted_sparse_attention:
+            group_size = long_context.group_size
     model = load_init_from(
         config.model.init_from,
         tokenizer_dir=manifest.tokenizer_dir,
@@ -58,10 +72,19 @@ def run_sft(config: RunConfig, *, resume: bool = False) -> Path:
         pad_id=manifest.pad_id,
         attention=attention,
     )
-    if config.lora is not None:
-        from tinylm_train.lora import add_lora
+    if long_context is not None:
+        from tinylm_train.long_context import scale_rope, write_long_context
 
-        model = add_lora(model, config.lora)
+        record = scale_rope(model, long_context)
+        if int(os.environ.get("RANK", "0")) == 0:  # why: export --merge of a checkpoint reads it
+            write_long_context(Path(config.output_dir), record)
+    if config.lora is not None:
+        from tinylm_train.lora import add_lora, trainable_parameter_groups
+
+        model = add_lora(model, config.lora, train_embeddings_and_norms=long_context is not None)
+        if record is not None:
+            groups = trainable_parameter_groups(model)
+            record["trainable_tensors"] = {kind: len(names) for kind, names in groups.items()}
 
     run = run_training(
         config,
@@ -74,6 +97,7 @@ def run_sft(config: RunConfig, *, resume: bool = False) -> Path:
         token_columns=(LOSS_MASK,),
         loss_mask=True,
         sample_weights=config.sft.loss_normalisation == "sample",
+        group_size=group_size,
     )
     final = run.out / "final"
     if config.lora is None:
@@ -84,7 +108,13 @@ def run_sft(config: RunConfig, *, resume: bool = False) -> Path:
         if config.lora is not None:
             from tinylm_train.lora import merge_lora
 
-            merge_lora(run.loop.trainer.model).save_pretrained(final)
+            merged = merge_lora(run.loop.trainer.model)
+            if record is not None:
+                from tinylm_train.long_context import write_long_context
+
+                write_long_context(run.out / "adapter", record)
+                merged.set_attn_implementation("sdpa")  # why: S²-Attn is for training only
+            merged.save_pretrained(final)
         finish_sft_export(final, manifest)
         close_run(
             config,
@@ -93,5 +123,6 @@ def run_sft(config: RunConfig, *, resume: bool = False) -> Path:
             loss_normalisation=config.sft.loss_normalisation,
             lora=config.lora is not None,
             stop_token_ids=generation["eos_token_id"],
+            **({"long_context": record} if record is not None else {}),
         )
     return final

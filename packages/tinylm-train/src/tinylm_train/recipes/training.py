@@ -84,8 +84,10 @@ def run_training(
     token_columns: Sequence[str] = (),
     loss_mask: bool = False,
     sample_weights: bool = False,
+    group_size: int | None = None,
 ) -> TrainedRun:
-    """Train `model` on the run's shards (`loss_mask`, `sample_weights`: see ModelInputCollator).
+    """Train `model` on the run's shards (`loss_mask`, `sample_weights`, `group_size`: see
+    ModelInputCollator).
 
     The validation loss is always the mean over the split's labelled tokens.
     """
@@ -174,7 +176,11 @@ def run_training(
         model,
         dataset=dataset,
         collator=ModelInputCollator(
-            attention, block_log=block_log, loss_mask=loss_mask, sample_weights=sample_weights
+            attention,
+            block_log=block_log,
+            loss_mask=loss_mask,
+            sample_weights=sample_weights,
+            group_size=group_size,
         ),
         loss=causal_lm_loss,
         metrics=metrics,
@@ -184,7 +190,9 @@ def run_training(
         if loop.is_main
         else None,
         validation=validation,
-        validation_collator=ModelInputCollator(attention, loss_mask=loss_mask),
+        validation_collator=ModelInputCollator(
+            attention, loss_mask=loss_mask, group_size=group_size
+        ),
         resume=point,
     )
     return TrainedRun(loop=loop, metrics=metrics, out=out, step_tokens=tokens_per_step * data_world)

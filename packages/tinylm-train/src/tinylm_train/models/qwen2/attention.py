@@ -47,24 +47,36 @@ def varlen_attention_forward(
     q = query.transpose(1, 2).reshape(batch * seq, heads, dim)
     k = key.transpose(1, 2).reshape(batch * seq, key.shape[1], dim)
     v = value.transpose(1, 2).reshape(batch * seq, value.shape[1], dim)
+    out = causal_attention_in_segments(q, k, v, cu_seqlens, int(max_seqlen), scale=scaling)
+    return out.reshape(batch, seq, heads, dim), None  # (B, T, H, D) as transformers expects
+
+
+def causal_attention_in_segments(
+    q: torch.Tensor,  # (N, Hq, D)
+    k: torch.Tensor,  # (N, Hkv, D)
+    v: torch.Tensor,  # (N, Hkv, D)
+    cu_seqlens: torch.Tensor,  # (S + 1,) int32
+    max_seqlen: int,
+    *,
+    scale: float | None = None,
+) -> torch.Tensor:  # (N, Hq, D)
+    """Causal attention inside each segment: one `varlen_attn` call on CUDA, else SDPA per segment."""
     if q.device.type == "cuda":
         from torch.nn.attention.varlen import varlen_attn
 
-        out = varlen_attn(
+        return varlen_attn(
             q,
             k,
             v,
             cu_seqlens,
             cu_seqlens,
-            int(max_seqlen),
-            int(max_seqlen),
-            scale=scaling,
+            max_seqlen,
+            max_seqlen,
+            scale=scale,
             window_size=(-1, 0),
-            enable_gqa=k.shape[1] != heads,
+            enable_gqa=k.shape[1] != q.shape[1],
         )
-    else:
-        out = segmented_causal_attention(q, k, v, cu_seqlens, scale=scaling)
-    return out.reshape(batch, seq, heads, dim), None  # (B, T, H, D) as transformers expects
+    return segmented_causal_attention(q, k, v, cu_seqlens, scale=scale)
 
 
 def segmented_causal_attention(
@@ -116,8 +128,11 @@ def select_attention(device: torch.device | str, requested: str = "auto") -> str
     return VARLEN_NAME
 
 
-def model_inputs(batch: dict, attention: str) -> dict:
-    """The forward kwargs for a collated batch under the chosen attention path."""
+def model_inputs(batch: dict, attention: str, *, group_size: int | None = None) -> dict:
+    """The forward kwargs for a collated batch under the chosen attention path.
+
+    `group_size`: the S²-Attn group (attention `tinylm_s2attn`, models/qwen2/shifted_sparse.py).
+    """
     inputs = {
         "input_ids": batch["input_ids"],
         "position_ids": batch["position_ids"],
@@ -134,4 +149,11 @@ def model_inputs(batch: dict, attention: str) -> dict:
             "max_length_q": batch["max_seqlen"],
             "max_length_k": batch["max_seqlen"],
         }
+    elif attention == "tinylm_s2attn":
+        from tinylm_train.models.qwen2.shifted_sparse import shifted_layouts
+
+        if group_size is None:
+            raise ValueError("attention tinylm_s2attn needs the group size")
+        row_length = batch["input_ids"].shape[1]
+        inputs |= shifted_layouts(batch["cu_seqlens"], row_length, group_size)
     return inputs
