@@ -70,8 +70,10 @@ STAGE_ONE_DIR = ".stage1"
 
 
 def plan_tasks(config: BuildConfig, base: Path, identity: dict[str, Any]) -> list[Task]:
-    """One task per input file; `identity` (`stage_one_identity`) goes into every task's key."""
-    from .readers import expand_paths
+    """One task per input file, or per unit of a file larger than `config.split_bytes` (in file
+    order); `identity` (`stage_one_identity`) goes into every task's key."""
+    from .readers import expand_paths, file_layout
+    from .readers.units import file_units
 
     tasks: list[Task] = []
     for source_index, source in enumerate(config.sources):
@@ -82,20 +84,51 @@ def plan_tasks(config: BuildConfig, base: Path, identity: dict[str, Any]) -> lis
                 display = path.name
             readable = path.is_file() and os.access(path, os.R_OK)
             fingerprint = file_fingerprint(path) if readable else "unreadable"
-            tasks.append(
-                Task(
-                    index=len(tasks),
-                    source_index=source_index,
-                    source=source.name,
-                    kind=source.kind,
-                    path=path,
-                    display_path=display,
-                    fingerprint=fingerprint,
-                    size=path.stat().st_size if readable else 0,
-                    key=task_key(identity, source, fingerprint=fingerprint, display_path=display),
+            size = path.stat().st_size if readable else 0
+            units = (
+                file_units(
+                    path,
+                    layout=file_layout(source.kind, path),
+                    size=size,
+                    split_bytes=config.split_bytes,
                 )
+                if readable
+                else None
             )
+            for unit in units or [None]:
+                tasks.append(
+                    Task(
+                        index=len(tasks),
+                        source_index=source_index,
+                        source=source.name,
+                        kind=source.kind,
+                        path=path,
+                        display_path=display,
+                        fingerprint=fingerprint,
+                        size=size if unit is None else _unit_bytes(unit, size, len(units)),
+                        key=task_key(
+                            identity,
+                            source,
+                            fingerprint=fingerprint,
+                            display_path=display,
+                            unit=unit,
+                        ),
+                        unit=unit,
+                    )
+                )
+            if units:
+                logger.info(
+                    "%s: %d units of about %d bytes", display, len(units), size // len(units)
+                )
     return tasks
+
+
+def _unit_bytes(unit, size: int, count: int) -> int:
+    """Bytes of a unit, for progress and stats (row groups: an even share of the file)."""
+    if unit.kind == "bytes":
+        return unit.end - unit.start
+    share = size // count
+    return size - share * (count - 1) if unit.index == count - 1 else share
 
 
 def run_build(
@@ -131,12 +164,15 @@ def run_build(
     quality = ScoringPlan.of(config, base, code_version)  # a missing model fails here
     tasks = plan_tasks(config, base, identity)
     # Without scorers the config reads as it did before the quality stage (same version ids).
+    # split_bytes decides how the work is cut, never what it gives: not part of the version.
     config_data = config.model_dump(
-        mode="json", exclude=None if config.quality.enabled else {"quality"}
+        mode="json",
+        exclude={"split_bytes"} | (set() if config.quality.enabled else {"quality"}),
     )
+    files = [t for t in tasks if t.first_of_file]
     version = version_id(
         inputs=[
-            {"source": t.source, "file": t.display_path, "content": t.fingerprint} for t in tasks
+            {"source": t.source, "file": t.display_path, "content": t.fingerprint} for t in files
         ]
         + (quality.inputs() if quality is not None else []),
         config=config_data,
@@ -173,7 +209,7 @@ def run_build(
             todo.append(task)
     if len(todo) < len(tasks):
         logger.info(
-            "stage 1: reusing the results of %d of %d input files",
+            "stage 1: reusing the results of %d of %d tasks (input files or units)",
             len(tasks) - len(todo),
             len(tasks),
         )
@@ -244,8 +280,13 @@ def run_build(
             for name in stats["sources"]
         },
         "inputs": [
-            {"source": t.source, "file": t.display_path, "bytes": t.size, "xxh3_128": t.fingerprint}
-            for t in tasks
+            {
+                "source": t.source,
+                "file": t.display_path,
+                "bytes": t.path.stat().st_size if t.unit else t.size,
+                "xxh3_128": t.fingerprint,
+            }
+            for t in files
         ],
         "config": config_data,
         **({"quality": assembled.quality} if assembled.quality is not None else {}),

@@ -32,6 +32,7 @@ from .lines import (
     LineError,
     iter_lines,
 )
+from .units import Unit
 
 MALFORMED_JSON = "malformed_json"
 INVALID_UTF8 = "invalid_utf8"
@@ -51,7 +52,15 @@ REASONS = (
 
 BOM = "\ufeff"
 
-__all__ = ["READERS", "REASONS", "ReadCounts", "expand_paths", "read_documents"]
+__all__ = [
+    "READERS",
+    "REASONS",
+    "ReadCounts",
+    "Unit",
+    "expand_paths",
+    "file_layout",
+    "read_documents",
+]
 
 
 @dataclass(slots=True)
@@ -87,12 +96,28 @@ class _Context:
     """What every record of one file shares."""
 
     def __init__(
-        self, kind: str, path: Path, source: str, display: str, text_field, id_field, counts
+        self,
+        kind: str,
+        path: Path,
+        source: str,
+        display: str,
+        text_field,
+        id_field,
+        counts,
+        unit: Unit | None = None,
     ) -> None:
         self.kind, self.path, self.source, self.display = kind, path, source, display
         self.text_field, self.id_field = text_field, id_field
         self.parse = RECORD_PARSERS.get(kind)
         self.counts: ReadCounts = counts
+        self.unit = unit  # None: the whole file
+
+    def byte_range(self) -> tuple[int, int, int] | None:
+        if self.unit is None:
+            return None
+        if self.unit.kind != "bytes":
+            raise ValueError(f"{self.display}: a {self.unit.kind} unit of a line file")
+        return self.unit.start, self.unit.end, self.unit.lines_before
 
     def reject(self, reason: str, line: int | None, detail: str = "") -> Rejection:
         return Rejection(self.source, "read", reason, detail, file=self.display, line=line)
@@ -125,7 +150,7 @@ def _decoded_lines(ctx: _Context, max_line_bytes: int) -> Iterator[tuple[int, st
     A leading byte order mark is removed (and counted). An error that ends the file (truncated
     gzip, I/O error) is raised as `LineError`.
     """
-    for number, raw in iter_lines(ctx.path, max_line_bytes):
+    for number, raw in iter_lines(ctx.path, max_line_bytes, byte_range=ctx.byte_range()):
         if raw is None:
             yield ctx.reject(LINE_TOO_LONG, number, f"longer than {max_line_bytes} bytes")
             continue
@@ -224,8 +249,12 @@ def _parquet(
         yield ctx.reject(CORRUPT_PARQUET, None, str(exc))
         return
     row = 0
+    groups = None
+    if ctx.unit is not None:
+        groups = list(range(ctx.unit.start, ctx.unit.end))
+        row = ctx.unit.lines_before
     try:
-        for batch in parquet.iter_batches(batch_size=batch_rows):
+        for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=groups):
             for record in batch.to_pylist():
                 row += 1
                 yield ctx.from_record(record, row)
@@ -234,14 +263,18 @@ def _parquet(
 
 
 def _by_suffix(ctx: _Context, max_line_bytes: int) -> Iterator[Document | Rejection]:
-    name = ctx.path.name.lower().removesuffix(".gz")
+    return READERS[_reader_by_suffix(ctx.kind, ctx.path)](ctx, max_line_bytes)
+
+
+def _reader_by_suffix(kind: str, path: Path) -> str:
+    name = path.name.lower().removesuffix(".gz")
     if name.endswith(".parquet"):
-        return _parquet(ctx, max_line_bytes)
+        return "parquet"
     if name.endswith((".json", ".jsonl", ".ndjson")):
-        return _json_lines(ctx, max_line_bytes)
-    if ctx.kind in ("clue", "txt"):
-        return _text_lines(ctx, max_line_bytes)
-    return _json_lines(ctx, max_line_bytes)
+        return "jsonl"
+    if kind in ("clue", "txt"):
+        return "txt"
+    return "jsonl"
 
 
 Reader = Callable[[_Context, int], Iterator[Document | Rejection]]
@@ -257,6 +290,19 @@ READERS: dict[str, Reader] = {
 }
 
 
+_BY_SUFFIX = ("zhihu_kol", "clue")
+
+
+def file_layout(kind: str, path: Path) -> str:
+    """How a file of source `kind` is laid out: "parquet", "paragraphs" or "lines" (see `units`)."""
+    reader = _reader_by_suffix(kind, path) if kind in _BY_SUFFIX else kind
+    if reader == "parquet":
+        return "parquet"
+    if reader == "txt" and _looks_like_paragraphs(path):
+        return "paragraphs"
+    return "lines"
+
+
 def read_documents(
     kind: str,
     path: Path,
@@ -267,8 +313,10 @@ def read_documents(
     display_path: str | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     counts: ReadCounts | None = None,
+    unit: Unit | None = None,
 ) -> Iterator[Document | Rejection]:
-    """Documents of one file, in file order; bad records come out as `Rejection`s.
+    """Documents of one file (or of one `unit` of it), in file order; bad records come out as
+    `Rejection`s.
 
     `counts`, when given, is increased by what reading repaired (see `ReadCounts`).
     """
@@ -283,6 +331,7 @@ def read_documents(
         text_field,
         id_field,
         counts if counts is not None else ReadCounts(),
+        unit,
     )
     if ctx.parse is None:
         ctx.parse = RECORD_PARSERS["jsonl"]

@@ -32,13 +32,17 @@ def open_binary(path: Path) -> BinaryIO:
 
 
 def iter_lines(
-    path: Path, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    path: Path,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    *,
+    byte_range: tuple[int, int, int] | None = None,
 ) -> Iterator[tuple[int, bytes | None]]:
     """Yields `(line_number, raw_line)` (1-based, line ending removed).
 
     A line longer than `max_line_bytes` is yielded as `(n, None)` after being skipped without
     holding it in memory. Errors that end the file raise `LineError` (the lines before it were
-    already yielded).
+    already yielded). `byte_range` `(start, end, newlines before start)` reads only the lines
+    that start in `[start, end)` of an uncompressed file, numbered as in the whole file.
     """
     try:
         handle = open_binary(path)
@@ -47,16 +51,23 @@ def iter_lines(
             UNREADABLE_FILE, None, f"{type(exc).__name__}: {exc.strerror or exc}"
         ) from None
     number = 0
+    end = None
     with handle:
         try:
-            while True:
+            if byte_range is not None:
+                start, end, number = byte_range
+                if start > 0:
+                    handle.seek(start - 1)
+                    if handle.read(1) != b"\n":  # a line that started before: not ours
+                        number += 1
+                        _skip_line(handle)
+            while end is None or handle.tell() < end:
                 raw = handle.readline(max_line_bytes + 1)
                 if not raw:
                     return
                 number += 1
                 if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
-                    while raw and not raw.endswith(b"\n"):  # skip the rest of the line
-                        raw = handle.readline(1 << 20)
+                    _skip_line(handle)
                     yield number, None
                     continue
                 yield number, raw.rstrip(b"\r\n")
@@ -66,3 +77,9 @@ def iter_lines(
             ) from None
         except OSError as exc:
             raise LineError(UNREADABLE_FILE, number + 1, f"{type(exc).__name__}: {exc}") from None
+
+
+def _skip_line(handle: BinaryIO) -> None:
+    """Reads to just past the next newline (or the end), never holding a long line in memory."""
+    while (raw := handle.readline(1 << 20)) and not raw.endswith(b"\n"):
+        pass
