@@ -144,3 +144,26 @@ def test_a_split_build_resumes_unit_by_unit(split_corpus, tmp_path):
     again = run_build(config, root, BuildOptions(out_root=tmp_path))
     assert again.stage_one_reused == len(summaries) - 1
     assert published(again) == reference
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_runs_the_units_of_one_file_as_several_tasks_and_matches_local(
+    split_corpus, tmp_path
+):
+    from tinylm_data.spark_engine import spark_engine
+
+    root, data = split_corpus
+    data = data | {"dedup": {"near": {"enabled": True}}}
+    local = run_build(
+        parse_config(data | {"split_bytes": 0}), root, BuildOptions(out_root=tmp_path / "local")
+    )
+    config = parse_config(data | {"split_bytes": 1024})
+    with spark_engine("local[2]") as engine:
+        spark = run_build(config, root, BuildOptions(out_root=tmp_path / "spark"), engine=engine)
+        ran = engine.stage_one_spark_tasks
+    assert published(spark) == published(local)
+    by_file: dict[str, set[int]] = {}
+    for task in ran:
+        by_file.setdefault(task["file"], set()).add(task["partition"])
+    assert all(len(partitions) > 1 for partitions in by_file.values()), by_file

@@ -125,7 +125,7 @@ class SparkEngine:
 
     def __init__(self, spark) -> None:
         self.spark = spark
-        # Per stage-1 task of the last run: (Spark partition, executor host, seconds).
+        # Per stage-1 task of the last run: its file, Spark partition, executor host, seconds.
         self.stage_one_spark_tasks: list[dict] = []
 
     def run_tasks(self, tasks: list[Task], job: StageOneJob, progress: Progress) -> list[dict]:
@@ -145,6 +145,7 @@ class SparkEngine:
                     summary = runner.run(task)
                     where = {
                         "task": task.index,
+                        "file": task.display_path,
                         "partition": TaskContext.get().partitionId(),
                         "host": socket.gethostname(),
                         "seconds": perf_counter() - start,
