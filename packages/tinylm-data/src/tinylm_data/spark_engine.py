@@ -114,6 +114,8 @@ def _quiet_python_warnings() -> None:
     warnings.filterwarnings(
         "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
     )
+    # py4j logs "Closing down clientserver connection" at INFO when the session stops.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     # Python workers of local mode inherit the driver's environment.
     previous = os.environ.get("PYTHONWARNINGS")
     if not previous or _PANDAS_WARNING not in previous:
