@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -144,6 +145,46 @@ def test_a_split_build_resumes_unit_by_unit(split_corpus, tmp_path):
     again = run_build(config, root, BuildOptions(out_root=tmp_path))
     assert again.stage_one_reused == len(summaries) - 1
     assert published(again) == reference
+
+
+@pytest.fixture
+def memory():
+    fs = fsspec.filesystem("memory")
+    yield fs
+    fs.rm("/", recursive=True)
+
+
+def test_a_build_from_urls_splits_and_publishes_the_local_shards(tiny_corpus, tmp_path, memory):
+    root = tmp_path / "corpus"
+    data = write_split_corpus(root, tiny_corpus.parent / "tokenizer")
+    for name in ("big.jsonl", "big.txt", "big.parquet"):
+        memory.pipe(f"/corpus/{name}", (root / name).read_bytes())
+    local = run_build(
+        parse_config(data | {"split_bytes": 0}), root, BuildOptions(out_root=tmp_path / "l")
+    )
+    remote_data = data | {
+        "split_bytes": 1024,
+        "sources": [
+            s | {"paths": [f"memory://corpus/{Path(s['paths'][0]).name}"]} for s in data["sources"]
+        ],
+    }
+    remote = run_build(parse_config(remote_data), root, BuildOptions(out_root=tmp_path / "r"))
+    assert [i["file"] for i in remote.manifest["inputs"]] == [
+        "memory:///corpus/big.jsonl",
+        "memory:///corpus/big.txt",
+        "memory:///corpus/big.parquet",
+    ]
+    assert len(list((tmp_path / "r" / "split" / ".stage1").glob("*.json"))) > 3  # units
+    whole = run_build(
+        parse_config(remote_data | {"split_bytes": 0}), root, BuildOptions(out_root=tmp_path / "w")
+    )
+    assert published(remote) == published(whole)
+    # Ids without a native id name the file as given (here the URL), so only the counts match
+    # the local build's.
+    for name, stats in local.stats["sources"].items():
+        ours = remote.stats["sources"][name]
+        assert ours["read_rejected"] == stats["read_rejected"]
+        assert ours["accounting"]["in"] == stats["accounting"]["in"]
 
 
 @pytest.mark.spark

@@ -25,6 +25,7 @@ from .config import BuildConfig
 from .fingerprint import code_fingerprint, file_fingerprint, version_id
 from .progress import Progress
 from .quality.scoring import ScoringPlan
+from .readers.storage import input_size
 from .stage_one import StageOneJob, Task, load_finished, stage_one_identity, task_key
 from .stage_one_worker import WorkerSetup
 from .stages import STAGE_ONE, Stage
@@ -73,18 +74,22 @@ def plan_tasks(config: BuildConfig, base: Path, identity: dict[str, Any]) -> lis
     """One task per input file, or per unit of a file larger than `config.split_bytes` (in file
     order); `identity` (`stage_one_identity`) goes into every task's key."""
     from .readers import expand_paths, file_layout
+    from .readers.storage import input_is_file, is_url
     from .readers.units import file_units
 
     tasks: list[Task] = []
     for source_index, source in enumerate(config.sources):
         for path in expand_paths(source.paths, base):
-            try:
-                display = path.resolve().relative_to(base.resolve()).as_posix()
-            except ValueError:
-                display = path.name
-            readable = path.is_file() and os.access(path, os.R_OK)
+            if is_url(path):
+                display = path
+            else:
+                try:
+                    display = path.resolve().relative_to(base.resolve()).as_posix()
+                except ValueError:
+                    display = path.name
+            readable = input_is_file(path)
             fingerprint = file_fingerprint(path) if readable else "unreadable"
-            size = path.stat().st_size if readable else 0
+            size = input_size(path) if readable else 0
             units = (
                 file_units(
                     path,
@@ -283,7 +288,7 @@ def run_build(
             {
                 "source": t.source,
                 "file": t.display_path,
-                "bytes": t.path.stat().st_size if t.unit else t.size,
+                "bytes": input_size(t.path) if t.unit else t.size,
                 "xxh3_128": t.fingerprint,
             }
             for t in files

@@ -57,7 +57,7 @@ class Task:
     source_index: int
     source: str
     kind: str
-    path: Path
+    path: Path | str  # str: an fsspec URL (`readers.storage`)
     display_path: str  # relative to the config's directory: what rejects and manifests show
     fingerprint: str
     size: int  # bytes of the file, or of the unit

@@ -32,6 +32,7 @@ from .lines import (
     LineError,
     iter_lines,
 )
+from .storage import InputPath, as_input, expand_url, input_is_file, input_name, is_url, open_input
 from .units import Unit
 
 MALFORMED_JSON = "malformed_json"
@@ -73,13 +74,22 @@ class ReadCounts:
         self.bom_stripped += other.bom_stripped
 
 
-def expand_paths(patterns: Sequence[str], base: Path) -> list[Path]:
-    """Files matching the globs (relative to `base`), sorted, without repeats.
+def expand_paths(patterns: Sequence[str], base: Path) -> list[InputPath]:
+    """Files matching the globs (relative to `base`, or fsspec URLs), sorted, without repeats.
 
     A pattern that matches nothing is an error: a typo must not quietly build an empty dataset.
     """
-    found: dict[str, Path] = {}
-    for pattern in patterns:
+    found: dict[str, InputPath] = {}
+    for raw in patterns:
+        target = as_input(raw)
+        if is_url(target):
+            urls = expand_url(target)
+            if not urls:
+                raise FileNotFoundError(f"input pattern {raw!r} matches no file")
+            for url in urls:
+                found.setdefault(url, url)
+            continue
+        pattern = str(target)
         full = pattern if Path(pattern).is_absolute() else str(base / pattern)
         matches = sorted(glob.glob(full, recursive=True))
         if not matches and Path(full).exists():
@@ -89,7 +99,7 @@ def expand_paths(patterns: Sequence[str], base: Path) -> list[Path]:
             raise FileNotFoundError(f"input pattern {pattern!r} matches no file (looked in {base})")
         for match in files:
             found.setdefault(str(Path(match).resolve()), Path(match))
-    return sorted(found.values(), key=lambda p: str(p))
+    return sorted(found.values(), key=lambda p: str(p))  # URLs sort by their scheme
 
 
 class _Context:
@@ -98,7 +108,7 @@ class _Context:
     def __init__(
         self,
         kind: str,
-        path: Path,
+        path: InputPath,
         source: str,
         display: str,
         text_field,
@@ -184,7 +194,7 @@ def _json_lines(ctx: _Context, max_line_bytes: int) -> Iterator[Document | Rejec
         yield ctx.reject(exc.reason, exc.line, exc.detail)
 
 
-def _looks_like_paragraphs(path: Path, probe_lines: int = 2000) -> bool:
+def _looks_like_paragraphs(path: InputPath, probe_lines: int = 2000) -> bool:
     """True when blank lines separate multi-line documents (CLUECorpusSmall's other layout)."""
     blank = non_blank = 0
     try:
@@ -241,7 +251,7 @@ def _parquet(
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(ctx.path)
+        parquet = pq.ParquetFile(ctx.path if not is_url(ctx.path) else open_input(ctx.path))
     except OSError as exc:
         yield ctx.reject(UNREADABLE_FILE, None, f"{type(exc).__name__}: {exc}")
         return
@@ -266,8 +276,8 @@ def _by_suffix(ctx: _Context, max_line_bytes: int) -> Iterator[Document | Reject
     return READERS[_reader_by_suffix(ctx.kind, ctx.path)](ctx, max_line_bytes)
 
 
-def _reader_by_suffix(kind: str, path: Path) -> str:
-    name = path.name.lower().removesuffix(".gz")
+def _reader_by_suffix(kind: str, path: InputPath) -> str:
+    name = input_name(path).lower().removesuffix(".gz")
     if name.endswith(".parquet"):
         return "parquet"
     if name.endswith((".json", ".jsonl", ".ndjson")):
@@ -293,7 +303,7 @@ READERS: dict[str, Reader] = {
 _BY_SUFFIX = ("zhihu_kol", "clue")
 
 
-def file_layout(kind: str, path: Path) -> str:
+def file_layout(kind: str, path: InputPath) -> str:
     """How a file of source `kind` is laid out: "parquet", "paragraphs" or "lines" (see `units`)."""
     reader = _reader_by_suffix(kind, path) if kind in _BY_SUFFIX else kind
     if reader == "parquet":
@@ -305,7 +315,7 @@ def file_layout(kind: str, path: Path) -> str:
 
 def read_documents(
     kind: str,
-    path: Path,
+    path: InputPath,
     *,
     source: str,
     text_field: str | None = None,
@@ -322,10 +332,11 @@ def read_documents(
     """
     if kind not in READERS:
         raise ValueError(f"unknown reader {kind!r}; choose one of {', '.join(READERS)}")
-    display = display_path or Path(path).name
+    path = path if is_url(path) else Path(path)
+    display = display_path or input_name(path)
     ctx = _Context(
         kind,
-        Path(path),
+        path,
         source,
         display,
         text_field,
@@ -335,7 +346,7 @@ def read_documents(
     )
     if ctx.parse is None:
         ctx.parse = RECORD_PARSERS["jsonl"]
-    if not ctx.path.is_file():
+    if not (ctx.path.is_file() if isinstance(ctx.path, Path) else input_is_file(ctx.path)):
         yield ctx.reject(UNREADABLE_FILE, None, "no such file")
         return
     yield from READERS[kind](ctx, max_line_bytes)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import BinaryIO
+
+from .storage import InputPath, input_name, open_input
 
 TRUNCATED_GZIP = "truncated_gzip"
 UNREADABLE_FILE = "unreadable_file"
@@ -25,14 +26,18 @@ class LineError(Exception):
         self.detail = detail
 
 
-def open_binary(path: Path) -> BinaryIO:
-    if path.suffix == ".gz":
+def open_binary(path: InputPath) -> BinaryIO:
+    if input_name(path).endswith(".gz"):
+        if isinstance(path, str):  # a URL: fsspec closes both layers with the outer one
+            import fsspec
+
+            return fsspec.open(path, "rb", compression="gzip").open()
         return gzip.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")
+    return open_input(path)
 
 
 def iter_lines(
-    path: Path,
+    path: InputPath,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     *,
     byte_range: tuple[int, int, int] | None = None,

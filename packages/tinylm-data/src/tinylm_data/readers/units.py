@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+
+from .storage import InputPath, input_name, open_input
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +43,14 @@ class Unit:
         return f"{self.kind}[{self.start}:{self.end}]"
 
 
-def newlines_before(path: Path, offsets: list[int], chunk: int = 1 << 22) -> list[int]:
+def newlines_before(path: InputPath, offsets: list[int], chunk: int = 1 << 22) -> list[int]:
     """For each of the sorted `offsets`, how many b"\\n" the file holds before it."""
     counts: list[int] = []
     seen = 0  # newlines before `position`
     position = 0
     pending = iter(offsets)
     target = next(pending, None)
-    with open(path, "rb") as handle:
+    with open_input(path) as handle:
         while target is not None:
             block = handle.read(chunk)
             end = position + len(block)
@@ -63,7 +64,7 @@ def newlines_before(path: Path, offsets: list[int], chunk: int = 1 << 22) -> lis
     return counts
 
 
-def line_units(path: Path, size: int, split_bytes: int) -> list[Unit]:
+def line_units(path: InputPath, size: int, split_bytes: int) -> list[Unit]:
     starts = list(range(0, size, split_bytes))
     counts = newlines_before(path, starts)
     return [
@@ -72,13 +73,14 @@ def line_units(path: Path, size: int, split_bytes: int) -> list[Unit]:
     ]
 
 
-def row_group_units(path: Path, split_bytes: int) -> list[Unit] | None:
+def row_group_units(path: InputPath, split_bytes: int) -> list[Unit] | None:
     """Runs of consecutive row groups of about `split_bytes` (uncompressed); None if unreadable."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        meta = pq.ParquetFile(path).metadata
+        with open_input(path) as handle:
+            meta = pq.ParquetFile(handle).metadata
     except (OSError, pa.ArrowException):
         return None  # the reader rejects it, as a whole file
     units: list[Unit] = []
@@ -99,7 +101,7 @@ def row_group_units(path: Path, split_bytes: int) -> list[Unit] | None:
 _told_gzip = False
 
 
-def file_units(path: Path, *, layout: str, size: int, split_bytes: int) -> list[Unit] | None:
+def file_units(path: InputPath, *, layout: str, size: int, split_bytes: int) -> list[Unit] | None:
     """The units of one file, or None when it is read whole (small, gzip, paragraphs, 0 = off).
 
     `layout` is "lines", "paragraphs" or "parquet" (see `readers.file_layout`).
@@ -107,7 +109,7 @@ def file_units(path: Path, *, layout: str, size: int, split_bytes: int) -> list[
     global _told_gzip
     if split_bytes <= 0 or size <= split_bytes or layout == "paragraphs":
         return None
-    if path.name.lower().endswith(".gz"):
+    if input_name(path).lower().endswith(".gz"):
         if not _told_gzip:
             logger.info(
                 "gzip inputs are read whole, one task per file (a gzip stream cannot be entered "
