@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -41,7 +42,7 @@ def zh_doc(i: int) -> str:
 
 
 def write_split_corpus(root: Path, tokenizer: Path) -> dict:
-    """One JSON-lines file, one text file and one Parquet file, each several units at 1 KiB."""
+    """JSON lines, text, Parquet and multi-member gzip files, each several units at 1 KiB."""
     root.mkdir(parents=True, exist_ok=True)
     lines = []
     for i in range(80):
@@ -63,6 +64,11 @@ def write_split_corpus(root: Path, tokenizer: Path) -> dict:
         root / "big.parquet",
         row_group_size=6,
     )
+    members = [
+        "".join(json.dumps({"text": en_doc(i + 300 + k)}) + "\n" for k in range(4)).encode()
+        for i in range(0, 60, 4)
+    ]
+    (root / "big.jsonl.gz").write_bytes(b"".join(gzip.compress(m, mtime=0) for m in members))
     shutil.copytree(tokenizer, root / "tokenizer", dirs_exist_ok=True)
     return {
         "name": "split",
@@ -74,6 +80,7 @@ def write_split_corpus(root: Path, tokenizer: Path) -> dict:
             {"name": "lines", "kind": "jsonl", "paths": ["big.jsonl"], "id_field": "id"},
             {"name": "text", "kind": "clue", "paths": ["big.txt"]},
             {"name": "table", "kind": "parquet", "paths": ["big.parquet"]},
+            {"name": "members", "kind": "jsonl", "paths": ["big.jsonl.gz"]},
         ],
     }
 
@@ -118,7 +125,7 @@ def test_split_and_whole_file_builds_publish_identical_bytes(split_corpus, tmp_p
         BuildOptions(out_root=tmp_path / "split", workers=2),
     )
     assert units_per_file(tmp_path / "whole" / "split") == dict.fromkeys(
-        ["big.jsonl", "big.txt", "big.parquet"], 1
+        ["big.jsonl", "big.txt", "big.parquet", "big.jsonl.gz"], 1
     )
     units = units_per_file(tmp_path / "split" / "split")
     assert min(units.values()) > 1, units
@@ -157,7 +164,7 @@ def memory():
 def test_a_build_from_urls_splits_and_publishes_the_local_shards(tiny_corpus, tmp_path, memory):
     root = tmp_path / "corpus"
     data = write_split_corpus(root, tiny_corpus.parent / "tokenizer")
-    for name in ("big.jsonl", "big.txt", "big.parquet"):
+    for name in ("big.jsonl", "big.txt", "big.parquet", "big.jsonl.gz"):
         memory.pipe(f"/corpus/{name}", (root / name).read_bytes())
     local = run_build(
         parse_config(data | {"split_bytes": 0}), root, BuildOptions(out_root=tmp_path / "l")
@@ -173,6 +180,7 @@ def test_a_build_from_urls_splits_and_publishes_the_local_shards(tiny_corpus, tm
         "memory:///corpus/big.jsonl",
         "memory:///corpus/big.txt",
         "memory:///corpus/big.parquet",
+        "memory:///corpus/big.jsonl.gz",
     ]
     assert len(list((tmp_path / "r" / "split" / ".stage1").glob("*.json"))) > 3  # units
     whole = run_build(

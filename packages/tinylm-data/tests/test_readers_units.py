@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import json
 from pathlib import Path
 
@@ -133,3 +134,46 @@ def test_split_bytes_is_validated():
     for bad in (-1, 100):
         with pytest.raises(ConfigError, match="split_bytes"):
             parse_config(base | {"split_bytes": bad})
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    content=st.lists(PIECES, max_size=60).map(b"".join),
+    cuts=st.lists(st.integers(0, 120), max_size=6).map(sorted),
+    split=st.integers(1, 200),
+)
+def test_multi_member_gzip_units_read_every_line_once(tmp_path_factory, content, cuts, split):
+    """Members cut anywhere (mid-line too); units only start where a member begins a line."""
+    bounds = [0, *(min(c, len(content)) for c in cuts), len(content)]
+    members = [content[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    path = tmp_path_factory.mktemp("gz") / "f.jsonl.gz"
+    path.write_bytes(b"".join(gzip.compress(m, mtime=0) for m in members))
+    whole = list(iter_lines(path))
+    units = file_units(path, layout="lines", size=path.stat().st_size, split_bytes=split)
+    if units is None:
+        return
+    parts = []
+    for unit in units:
+        assert unit.kind == "gzip_members"
+        parts += iter_lines(path, members=(unit.start, unit.end, unit.lines_before))
+    assert parts == whole
+
+
+def test_a_multi_member_gzip_file_is_split_at_members(tmp_path):
+    noise = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(120)]  # incompressible
+    lines = [json.dumps({"text": f"record {i} {noise[i]}"}) + "\n" for i in range(120)]
+    path = tmp_path / "m.jsonl.gz"
+    path.write_bytes(
+        b"".join(gzip.compress("".join(lines[i : i + 10]).encode()) for i in range(0, 120, 10))
+    )
+    whole, _ = _read(path, "jsonl")
+    units = file_units(path, layout="lines", size=path.stat().st_size, split_bytes=1024)
+    assert units is not None and len(units) > 2
+    parts = []
+    for unit in units:
+        parts += _read(path, "jsonl", unit)[0]
+    assert parts == whole and len(whole) == 120
+    truncated = tmp_path / "t.jsonl.gz"
+    truncated.write_bytes(path.read_bytes()[:-20])
+    size = truncated.stat().st_size
+    assert file_units(truncated, layout="lines", size=size, split_bytes=1024) is None

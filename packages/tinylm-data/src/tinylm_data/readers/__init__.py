@@ -122,12 +122,14 @@ class _Context:
         self.counts: ReadCounts = counts
         self.unit = unit  # None: the whole file
 
-    def byte_range(self) -> tuple[int, int, int] | None:
+    def line_unit(self) -> dict[str, tuple[int, int, int]]:
+        """`iter_lines` arguments that read only this context's unit."""
         if self.unit is None:
-            return None
-        if self.unit.kind != "bytes":
+            return {}
+        argument = {"bytes": "byte_range", "gzip_members": "members"}.get(self.unit.kind)
+        if argument is None:
             raise ValueError(f"{self.display}: a {self.unit.kind} unit of a line file")
-        return self.unit.start, self.unit.end, self.unit.lines_before
+        return {argument: (self.unit.start, self.unit.end, self.unit.lines_before)}
 
     def reject(self, reason: str, line: int | None, detail: str = "") -> Rejection:
         return Rejection(self.source, "read", reason, detail, file=self.display, line=line)
@@ -160,7 +162,7 @@ def _decoded_lines(ctx: _Context, max_line_bytes: int) -> Iterator[tuple[int, st
     A leading byte order mark is removed (and counted). An error that ends the file (truncated
     gzip, I/O error) is raised as `LineError`.
     """
-    for number, raw in iter_lines(ctx.path, max_line_bytes, byte_range=ctx.byte_range()):
+    for number, raw in iter_lines(ctx.path, max_line_bytes, **ctx.line_unit()):
         if raw is None:
             yield ctx.reject(LINE_TOO_LONG, number, f"longer than {max_line_bytes} bytes")
             continue

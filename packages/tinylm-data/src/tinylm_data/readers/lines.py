@@ -41,21 +41,29 @@ def iter_lines(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     *,
     byte_range: tuple[int, int, int] | None = None,
+    members: tuple[int, int, int] | None = None,
 ) -> Iterator[tuple[int, bytes | None]]:
     """Yields `(line_number, raw_line)` (1-based, line ending removed).
 
     A line longer than `max_line_bytes` is yielded as `(n, None)` after being skipped without
     holding it in memory. Errors that end the file raise `LineError` (the lines before it were
     already yielded). `byte_range` `(start, end, newlines before start)` reads only the lines
-    that start in `[start, end)` of an uncompressed file, numbered as in the whole file.
+    that start in `[start, end)` of an uncompressed file, numbered as in the whole file;
+    `members` `(start, end, newlines before start)` reads the gzip members in compressed bytes
+    `[start, end)` (which start and end with whole lines: `gzip_members`).
     """
     try:
-        handle = open_binary(path)
+        if members is not None:
+            from .gzip_members import open_members
+
+            handle = open_members(path, members[0], members[1])
+        else:
+            handle = open_binary(path)
     except OSError as exc:
         raise LineError(
             UNREADABLE_FILE, None, f"{type(exc).__name__}: {exc.strerror or exc}"
         ) from None
-    number = 0
+    number = members[2] if members is not None else 0
     end = None
     with handle:
         try:

@@ -12,7 +12,9 @@ A large file read as one task leaves every other core (or executor) idle, so fil
   whole.
 * Parquet: consecutive row groups (`start`/`end` are row-group indices, `lines_before` the rows
   before the first).
-* gzip files and blank-line-separated text (documents that span lines) are read whole.
+* gzip: groups of whole members where the file has many (`gzip_members`: `start`/`end` are
+  compressed offsets of member starts that begin a line); a single-member gzip file is read whole.
+* Blank-line-separated text (documents that span lines) is read whole.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ __all__ = ["DEFAULT_SPLIT_BYTES", "Unit", "file_units", "newlines_before"]
 class Unit:
     """One part of a file, read as one task; `index` is its place among the file's units."""
 
-    kind: str  # "bytes" (a line-aligned byte range) or "row_groups" (Parquet)
+    kind: str  # "bytes" (a line-aligned byte range), "gzip_members" or "row_groups" (Parquet)
     index: int
     start: int
     end: int  # exclusive
@@ -98,6 +100,17 @@ def row_group_units(path: InputPath, split_bytes: int) -> list[Unit] | None:
     return units
 
 
+def member_units(cuts: list[tuple[int, int]], size: int) -> list[Unit] | None:
+    if not cuts:
+        return None
+    starts = [(0, 0), *cuts]
+    ends = [offset for offset, _ in cuts] + [size]
+    return [
+        Unit("gzip_members", i, start, end, before)
+        for i, ((start, before), end) in enumerate(zip(starts, ends, strict=True))
+    ]
+
+
 _told_gzip = False
 
 
@@ -110,13 +123,17 @@ def file_units(path: InputPath, *, layout: str, size: int, split_bytes: int) -> 
     if split_bytes <= 0 or size <= split_bytes or layout == "paragraphs":
         return None
     if input_name(path).lower().endswith(".gz"):
-        if not _told_gzip:
+        from .gzip_members import member_cuts
+
+        units = member_units(member_cuts(path, split_bytes), size)
+        if units is None and not _told_gzip:
             logger.info(
-                "gzip inputs are read whole, one task per file (a gzip stream cannot be entered "
-                "in the middle): split large ones into several .gz files to spread them"
+                "%s: a single-member gzip file is read whole, one task (a gzip stream cannot be "
+                "entered in the middle): write large inputs as many members or many files",
+                input_name(path),
             )
             _told_gzip = True
-        return None
+        return units
     units = (
         row_group_units(path, split_bytes)
         if layout == "parquet"
