@@ -341,8 +341,12 @@ class Assembly:
         self.progress.stage(Stage.PACK, sum(self.kept.rows) * rounds)
         for round_index in range(rounds):
             for task_index, task in enumerate(self.tasks):
-                if round_index == 0:
-                    rejects.add_table(pq.read_table(task_files(self.stage_dir, task)["rejects"]))
+                if round_index == 0 and task.first_of_file:
+                    # A file's read and stage-1 rejects come first, whether or not it was split.
+                    for unit in _units_of_file(self.tasks, task_index):
+                        rejects.add_table(
+                            pq.read_table(task_files(self.stage_dir, unit)["rejects"])
+                        )
                 if round_index > 0 and weights[task.source_index] <= round_index:
                     self.progress.advance(self.kept.rows[task_index])
                     continue
@@ -435,6 +439,15 @@ class Assembly:
 def _list_values(column: pa.ListArray) -> tuple[np.ndarray, np.ndarray]:
     """(flat values, offsets) of a list column of one record batch."""
     return column.values.to_numpy(), column.offsets.to_numpy()
+
+
+def _units_of_file(tasks: list[Task], first: int) -> Iterator[Task]:
+    """The task at `first` and the further units of its file (they follow it in task order)."""
+    yield tasks[first]
+    for task in tasks[first + 1 :]:
+        if task.first_of_file:
+            return
+        yield task
 
 
 class _RejectSink:

@@ -25,6 +25,7 @@ from .config import BuildConfig
 from .fingerprint import code_fingerprint, file_fingerprint, version_id
 from .progress import Progress
 from .quality.scoring import ScoringPlan
+from .readers.storage import input_size
 from .stage_one import StageOneJob, Task, load_finished, stage_one_identity, task_key
 from .stage_one_worker import WorkerSetup
 from .stages import STAGE_ONE, Stage
@@ -70,32 +71,69 @@ STAGE_ONE_DIR = ".stage1"
 
 
 def plan_tasks(config: BuildConfig, base: Path, identity: dict[str, Any]) -> list[Task]:
-    """One task per input file; `identity` (`stage_one_identity`) goes into every task's key."""
-    from .readers import expand_paths
+    """One task per input file, or per unit of a file larger than `config.split_bytes` (in file
+    order); `identity` (`stage_one_identity`) goes into every task's key."""
+    from .readers import expand_paths, file_layout
+    from .readers.storage import input_is_file, is_url
+    from .readers.units import file_units
 
     tasks: list[Task] = []
     for source_index, source in enumerate(config.sources):
         for path in expand_paths(source.paths, base):
-            try:
-                display = path.resolve().relative_to(base.resolve()).as_posix()
-            except ValueError:
-                display = path.name
-            readable = path.is_file() and os.access(path, os.R_OK)
+            if is_url(path):
+                display = path
+            else:
+                try:
+                    display = path.resolve().relative_to(base.resolve()).as_posix()
+                except ValueError:
+                    display = path.name
+            readable = input_is_file(path)
             fingerprint = file_fingerprint(path) if readable else "unreadable"
-            tasks.append(
-                Task(
-                    index=len(tasks),
-                    source_index=source_index,
-                    source=source.name,
-                    kind=source.kind,
-                    path=path,
-                    display_path=display,
-                    fingerprint=fingerprint,
-                    size=path.stat().st_size if readable else 0,
-                    key=task_key(identity, source, fingerprint=fingerprint, display_path=display),
+            size = input_size(path) if readable else 0
+            units = (
+                file_units(
+                    path,
+                    layout=file_layout(source.kind, path),
+                    size=size,
+                    split_bytes=config.split_bytes,
                 )
+                if readable
+                else None
             )
+            for unit in units or [None]:
+                tasks.append(
+                    Task(
+                        index=len(tasks),
+                        source_index=source_index,
+                        source=source.name,
+                        kind=source.kind,
+                        path=path,
+                        display_path=display,
+                        fingerprint=fingerprint,
+                        size=size if unit is None else _unit_bytes(unit, size, len(units)),
+                        key=task_key(
+                            identity,
+                            source,
+                            fingerprint=fingerprint,
+                            display_path=display,
+                            unit=unit,
+                        ),
+                        unit=unit,
+                    )
+                )
+            if units:
+                logger.info(
+                    "%s: %d units of about %d bytes", display, len(units), size // len(units)
+                )
     return tasks
+
+
+def _unit_bytes(unit, size: int, count: int) -> int:
+    """Bytes of a unit, for progress and stats (row groups: an even share of the file)."""
+    if unit.kind == "bytes":
+        return unit.end - unit.start
+    share = size // count
+    return size - share * (count - 1) if unit.index == count - 1 else share
 
 
 def run_build(
@@ -131,12 +169,15 @@ def run_build(
     quality = ScoringPlan.of(config, base, code_version)  # a missing model fails here
     tasks = plan_tasks(config, base, identity)
     # Without scorers the config reads as it did before the quality stage (same version ids).
+    # split_bytes decides how the work is cut, never what it gives: not part of the version.
     config_data = config.model_dump(
-        mode="json", exclude=None if config.quality.enabled else {"quality"}
+        mode="json",
+        exclude={"split_bytes"} | (set() if config.quality.enabled else {"quality"}),
     )
+    files = [t for t in tasks if t.first_of_file]
     version = version_id(
         inputs=[
-            {"source": t.source, "file": t.display_path, "content": t.fingerprint} for t in tasks
+            {"source": t.source, "file": t.display_path, "content": t.fingerprint} for t in files
         ]
         + (quality.inputs() if quality is not None else []),
         config=config_data,
@@ -173,7 +214,7 @@ def run_build(
             todo.append(task)
     if len(todo) < len(tasks):
         logger.info(
-            "stage 1: reusing the results of %d of %d input files",
+            "stage 1: reusing the results of %d of %d tasks (input files or units)",
             len(tasks) - len(todo),
             len(tasks),
         )
@@ -244,8 +285,13 @@ def run_build(
             for name in stats["sources"]
         },
         "inputs": [
-            {"source": t.source, "file": t.display_path, "bytes": t.size, "xxh3_128": t.fingerprint}
-            for t in tasks
+            {
+                "source": t.source,
+                "file": t.display_path,
+                "bytes": input_size(t.path) if t.unit else t.size,
+                "xxh3_128": t.fingerprint,
+            }
+            for t in files
         ],
         "config": config_data,
         **({"quality": assembled.quality} if assembled.quality is not None else {}),

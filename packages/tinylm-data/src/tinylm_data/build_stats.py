@@ -53,7 +53,7 @@ def build_stats(
                 f"document accounting does not close for source {source.name}: {accounting}"
             )
         sources[source.name] = {
-            "files": len(mine),
+            "files": sum(1 for t in tasks if t.source == source.name and t.first_of_file),
             "bytes": sum(s["bytes"] for s in mine),
             "chars_in": sum(s["chars_in"] for s in mine),
             "accounting": accounting,

@@ -130,6 +130,20 @@ class BuildConfig(_Strict):
         "seeded hash of the document id, never packed into training blocks); 0 disables it.",
     )
     max_line_bytes: int = Field(64 << 20, ge=1024, description="Longer input lines are rejected.")
+    split_bytes: int = Field(
+        128 << 20,
+        ge=0,
+        description="Input files larger than this are read as several stage-1 tasks (line-aligned "
+        "byte ranges, Parquet row groups; gzip is read whole); 0 reads every file whole. Changes "
+        "how the work is cut, never the output (not part of the version id).",
+    )
+
+    @field_validator("split_bytes")
+    @classmethod
+    def _split_bytes_is_off_or_sane(cls, value: int) -> int:
+        if 0 < value < 1024:
+            raise ValueError(f"split_bytes must be 0 (off) or at least 1024, got {value}")
+        return value
 
     @model_validator(mode="after")
     def _unique_source_names(self) -> BuildConfig:

@@ -10,10 +10,12 @@ from typing import Any
 import xxhash
 
 
-def file_fingerprint(path: Path, chunk: int = 1 << 22) -> str:
-    """xxh3-128 of the file's bytes: fast enough to run over every input of a build."""
+def file_fingerprint(path: Path | str, chunk: int = 1 << 22) -> str:
+    """xxh3-128 of the file's bytes (a path or an fsspec URL): fast enough for every input."""
+    from .readers.storage import open_input
+
     digest = xxhash.xxh3_128()
-    with open(path, "rb") as handle:
+    with open_input(path) as handle:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()

@@ -1,7 +1,7 @@
 """The Spark engine: the same steps and configuration as the local engine, as Spark jobs.
 
-* Stage 1 (`stages.STAGE_ONE`) runs one Spark task per input file, with the very code the local
-  engine runs, writing the same per-task files into the work directory (on a cluster that
+* Stage 1 (`stages.STAGE_ONE`) runs one Spark task per stage-1 task (an input file, or a unit of
+  a file larger than `split_bytes`: see `readers.units`), with the very code the local engine runs, writing the same per-task files into the work directory (on a cluster that
   directory must be on storage every executor and the driver share).
 * Exact dedup is a Spark window over the 16-byte keys; near dedup is MinHash LSH with a distributed
   connected-components pass (`tinylm_data.dedup`).
@@ -114,6 +114,8 @@ def _quiet_python_warnings() -> None:
     warnings.filterwarnings(
         "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
     )
+    # py4j logs "Closing down clientserver connection" at INFO when the session stops.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     # Python workers of local mode inherit the driver's environment.
     previous = os.environ.get("PYTHONWARNINGS")
     if not previous or _PANDAS_WARNING not in previous:
@@ -121,26 +123,45 @@ def _quiet_python_warnings() -> None:
 
 
 class SparkEngine:
-    """Stage 1 as one Spark job (one task per input file); dedup as Spark jobs (see `Engine`)."""
+    """Stage 1 as one Spark job (one Spark task per stage-1 task); dedup as Spark jobs (see `Engine`)."""
 
     def __init__(self, spark) -> None:
         self.spark = spark
+        # Per stage-1 task of the last run: its file, Spark partition, executor host, seconds.
+        self.stage_one_spark_tasks: list[dict] = []
 
     def run_tasks(self, tasks: list[Task], job: StageOneJob, progress: Progress) -> list[dict]:
         if not tasks:
             return []
 
         def run_partition(items):
+            import socket
+            from time import perf_counter
+
+            from pyspark import TaskContext
+
             # Spark runs one task per core already: no process pool inside an executor.
             with job.runner(workers=1) as runner:
                 for (task,) in items:
-                    yield runner.run(task)
+                    start = perf_counter()
+                    summary = runner.run(task)
+                    where = {
+                        "task": task.index,
+                        "file": task.display_path,
+                        "partition": TaskContext.get().partitionId(),
+                        "host": socket.gethostname(),
+                        "seconds": perf_counter() - start,
+                    }
+                    yield summary, where
 
         payload = [(t,) for t in tasks]
         rdd = self.spark.sparkContext.parallelize(payload, numSlices=len(payload))
-        summaries = rdd.mapPartitions(run_partition).collect()
+        results = rdd.mapPartitions(run_partition).collect()
+        self.stage_one_spark_tasks = [where for _, where in results]
+        files = len({(t.source_index, t.display_path) for t in tasks})
+        logger.info("stage 1: %d Spark tasks for %d input files", len(results), files)
         progress.advance(sum(t.size for t in tasks))
-        return summaries
+        return [summary for summary, _ in results]
 
     def _documents(self, kept: KeptFiles, column: str):
         """(doc, grp, column) of every kept document: doc is its global ordinal."""

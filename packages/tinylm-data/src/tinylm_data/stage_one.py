@@ -1,8 +1,11 @@
-"""Stage 1: every input file is a task whose documents are read and put through the stage-1 steps.
+"""Stage 1: every input file (or unit of a large one) is a task whose documents are read and put
+through the stage-1 steps.
 
 A task writes its kept documents (ids, keys, token ids, signatures) and its rejects to Parquet,
 and a summary JSON last; the summary is the completion marker, so a rerun skips finished tasks and
-redoes a task that was cut off. The files are named by the task's key, a hash of everything its
+redoes a task that was cut off. A file larger than `split_bytes` is several tasks, one per unit
+(`readers.units`: line-aligned byte ranges, Parquet row groups), in file order; the tasks of a file
+read whole keep the key they had before files were split, so earlier work directories resume. The files are named by the task's key, a hash of everything its
 result depends on (the file, its source's reader, cleaning and filter settings, the tokenizer, the
 dedup hashing settings, the code) and of nothing else: a build that changes only what the assembly
 does (mixture weights, the validation share, dedup thresholds, packing) reuses them. Batches go to
@@ -36,7 +39,7 @@ from .atomic import atomic_path, write_json
 from .config import BuildConfig, SourceConfig
 from .document import Document, Rejection
 from .faults import crash_point
-from .readers import ReadCounts
+from .readers import ReadCounts, Unit
 from .stage_one_worker import BatchResult, WorkerSetup, init_worker, process_batch
 from .stages import Stage
 from .steps import declared_token_columns
@@ -54,11 +57,16 @@ class Task:
     source_index: int
     source: str
     kind: str
-    path: Path
+    path: Path | str  # str: an fsspec URL (`readers.storage`)
     display_path: str  # relative to the config's directory: what rejects and manifests show
     fingerprint: str
-    size: int
+    size: int  # bytes of the file, or of the unit
     key: str  # names its stage-1 files: see `task_key`
+    unit: Unit | None = None  # None: the whole file
+
+    @property
+    def first_of_file(self) -> bool:
+        return self.unit is None or self.unit.index == 0
 
 
 def stage_one_identity(
@@ -82,9 +90,14 @@ def stage_one_identity(
 
 
 def task_key(
-    identity: dict[str, Any], source: SourceConfig, *, fingerprint: str, display_path: str
+    identity: dict[str, Any],
+    source: SourceConfig,
+    *,
+    fingerprint: str,
+    display_path: str,
+    unit: Unit | None = None,
 ) -> str:
-    """The stage-1 key of one input file: equal exactly when its stage-1 result would be."""
+    """The stage-1 key of one input file or unit: equal exactly when its stage-1 result would be."""
     import json
 
     import xxhash
@@ -94,7 +107,7 @@ def task_key(
         "source": source.model_dump(mode="json", exclude={"weight", "paths"}),
         "file": display_path,
         "content": fingerprint,
-    }
+    } | ({"unit": unit.label(), "lines_before": unit.lines_before} if unit else {})
     return xxhash.xxh3_128_hexdigest(json.dumps(payload, sort_keys=True).encode())
 
 
@@ -187,6 +200,7 @@ class TaskReader:
             display_path=task.display_path,
             max_line_bytes=self.config.max_line_bytes,
             counts=counts,
+            unit=task.unit,
         )
 
 
@@ -291,6 +305,7 @@ class TaskRunner:
             "source": task.source,
             "file": task.display_path,
             "fingerprint": task.fingerprint,
+            **({"unit": task.unit.label()} if task.unit else {}),
             "bytes": task.size,
             **{
                 k: dict(sorted(v.items())) if isinstance(v, Counter) else v

@@ -32,6 +32,8 @@ from .lines import (
     LineError,
     iter_lines,
 )
+from .storage import InputPath, as_input, expand_url, input_is_file, input_name, is_url, open_input
+from .units import Unit
 
 MALFORMED_JSON = "malformed_json"
 INVALID_UTF8 = "invalid_utf8"
@@ -51,7 +53,15 @@ REASONS = (
 
 BOM = "\ufeff"
 
-__all__ = ["READERS", "REASONS", "ReadCounts", "expand_paths", "read_documents"]
+__all__ = [
+    "READERS",
+    "REASONS",
+    "ReadCounts",
+    "Unit",
+    "expand_paths",
+    "file_layout",
+    "read_documents",
+]
 
 
 @dataclass(slots=True)
@@ -64,13 +74,22 @@ class ReadCounts:
         self.bom_stripped += other.bom_stripped
 
 
-def expand_paths(patterns: Sequence[str], base: Path) -> list[Path]:
-    """Files matching the globs (relative to `base`), sorted, without repeats.
+def expand_paths(patterns: Sequence[str], base: Path) -> list[InputPath]:
+    """Files matching the globs (relative to `base`, or fsspec URLs), sorted, without repeats.
 
     A pattern that matches nothing is an error: a typo must not quietly build an empty dataset.
     """
-    found: dict[str, Path] = {}
-    for pattern in patterns:
+    found: dict[str, InputPath] = {}
+    for raw in patterns:
+        target = as_input(raw)
+        if is_url(target):
+            urls = expand_url(target)
+            if not urls:
+                raise FileNotFoundError(f"input pattern {raw!r} matches no file")
+            for url in urls:
+                found.setdefault(url, url)
+            continue
+        pattern = str(target)
         full = pattern if Path(pattern).is_absolute() else str(base / pattern)
         matches = sorted(glob.glob(full, recursive=True))
         if not matches and Path(full).exists():
@@ -80,19 +99,37 @@ def expand_paths(patterns: Sequence[str], base: Path) -> list[Path]:
             raise FileNotFoundError(f"input pattern {pattern!r} matches no file (looked in {base})")
         for match in files:
             found.setdefault(str(Path(match).resolve()), Path(match))
-    return sorted(found.values(), key=lambda p: str(p))
+    return sorted(found.values(), key=lambda p: str(p))  # URLs sort by their scheme
 
 
 class _Context:
     """What every record of one file shares."""
 
     def __init__(
-        self, kind: str, path: Path, source: str, display: str, text_field, id_field, counts
+        self,
+        kind: str,
+        path: InputPath,
+        source: str,
+        display: str,
+        text_field,
+        id_field,
+        counts,
+        unit: Unit | None = None,
     ) -> None:
         self.kind, self.path, self.source, self.display = kind, path, source, display
         self.text_field, self.id_field = text_field, id_field
         self.parse = RECORD_PARSERS.get(kind)
         self.counts: ReadCounts = counts
+        self.unit = unit  # None: the whole file
+
+    def line_unit(self) -> dict[str, tuple[int, int, int]]:
+        """`iter_lines` arguments that read only this context's unit."""
+        if self.unit is None:
+            return {}
+        argument = {"bytes": "byte_range", "gzip_members": "members"}.get(self.unit.kind)
+        if argument is None:
+            raise ValueError(f"{self.display}: a {self.unit.kind} unit of a line file")
+        return {argument: (self.unit.start, self.unit.end, self.unit.lines_before)}
 
     def reject(self, reason: str, line: int | None, detail: str = "") -> Rejection:
         return Rejection(self.source, "read", reason, detail, file=self.display, line=line)
@@ -125,7 +162,7 @@ def _decoded_lines(ctx: _Context, max_line_bytes: int) -> Iterator[tuple[int, st
     A leading byte order mark is removed (and counted). An error that ends the file (truncated
     gzip, I/O error) is raised as `LineError`.
     """
-    for number, raw in iter_lines(ctx.path, max_line_bytes):
+    for number, raw in iter_lines(ctx.path, max_line_bytes, **ctx.line_unit()):
         if raw is None:
             yield ctx.reject(LINE_TOO_LONG, number, f"longer than {max_line_bytes} bytes")
             continue
@@ -159,7 +196,7 @@ def _json_lines(ctx: _Context, max_line_bytes: int) -> Iterator[Document | Rejec
         yield ctx.reject(exc.reason, exc.line, exc.detail)
 
 
-def _looks_like_paragraphs(path: Path, probe_lines: int = 2000) -> bool:
+def _looks_like_paragraphs(path: InputPath, probe_lines: int = 2000) -> bool:
     """True when blank lines separate multi-line documents (CLUECorpusSmall's other layout)."""
     blank = non_blank = 0
     try:
@@ -216,7 +253,7 @@ def _parquet(
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(ctx.path)
+        parquet = pq.ParquetFile(ctx.path if not is_url(ctx.path) else open_input(ctx.path))
     except OSError as exc:
         yield ctx.reject(UNREADABLE_FILE, None, f"{type(exc).__name__}: {exc}")
         return
@@ -224,8 +261,12 @@ def _parquet(
         yield ctx.reject(CORRUPT_PARQUET, None, str(exc))
         return
     row = 0
+    groups = None
+    if ctx.unit is not None:
+        groups = list(range(ctx.unit.start, ctx.unit.end))
+        row = ctx.unit.lines_before
     try:
-        for batch in parquet.iter_batches(batch_size=batch_rows):
+        for batch in parquet.iter_batches(batch_size=batch_rows, row_groups=groups):
             for record in batch.to_pylist():
                 row += 1
                 yield ctx.from_record(record, row)
@@ -234,14 +275,18 @@ def _parquet(
 
 
 def _by_suffix(ctx: _Context, max_line_bytes: int) -> Iterator[Document | Rejection]:
-    name = ctx.path.name.lower().removesuffix(".gz")
+    return READERS[_reader_by_suffix(ctx.kind, ctx.path)](ctx, max_line_bytes)
+
+
+def _reader_by_suffix(kind: str, path: InputPath) -> str:
+    name = input_name(path).lower().removesuffix(".gz")
     if name.endswith(".parquet"):
-        return _parquet(ctx, max_line_bytes)
+        return "parquet"
     if name.endswith((".json", ".jsonl", ".ndjson")):
-        return _json_lines(ctx, max_line_bytes)
-    if ctx.kind in ("clue", "txt"):
-        return _text_lines(ctx, max_line_bytes)
-    return _json_lines(ctx, max_line_bytes)
+        return "jsonl"
+    if kind in ("clue", "txt"):
+        return "txt"
+    return "jsonl"
 
 
 Reader = Callable[[_Context, int], Iterator[Document | Rejection]]
@@ -257,9 +302,22 @@ READERS: dict[str, Reader] = {
 }
 
 
+_BY_SUFFIX = ("zhihu_kol", "clue")
+
+
+def file_layout(kind: str, path: InputPath) -> str:
+    """How a file of source `kind` is laid out: "parquet", "paragraphs" or "lines" (see `units`)."""
+    reader = _reader_by_suffix(kind, path) if kind in _BY_SUFFIX else kind
+    if reader == "parquet":
+        return "parquet"
+    if reader == "txt" and _looks_like_paragraphs(path):
+        return "paragraphs"
+    return "lines"
+
+
 def read_documents(
     kind: str,
-    path: Path,
+    path: InputPath,
     *,
     source: str,
     text_field: str | None = None,
@@ -267,26 +325,30 @@ def read_documents(
     display_path: str | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     counts: ReadCounts | None = None,
+    unit: Unit | None = None,
 ) -> Iterator[Document | Rejection]:
-    """Documents of one file, in file order; bad records come out as `Rejection`s.
+    """Documents of one file (or of one `unit` of it), in file order; bad records come out as
+    `Rejection`s.
 
     `counts`, when given, is increased by what reading repaired (see `ReadCounts`).
     """
     if kind not in READERS:
         raise ValueError(f"unknown reader {kind!r}; choose one of {', '.join(READERS)}")
-    display = display_path or Path(path).name
+    path = path if is_url(path) else Path(path)
+    display = display_path or input_name(path)
     ctx = _Context(
         kind,
-        Path(path),
+        path,
         source,
         display,
         text_field,
         id_field,
         counts if counts is not None else ReadCounts(),
+        unit,
     )
     if ctx.parse is None:
         ctx.parse = RECORD_PARSERS["jsonl"]
-    if not ctx.path.is_file():
+    if not (ctx.path.is_file() if isinstance(ctx.path, Path) else input_is_file(ctx.path)):
         yield ctx.reject(UNREADABLE_FILE, None, "no such file")
         return
     yield from READERS[kind](ctx, max_line_bytes)
