@@ -103,6 +103,34 @@ def test_rope_scaling_comes_from_the_trained_context_not_max_position_embeddings
         rope_parameters_for(section, {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e4})
 
 
+def test_an_exported_linear_rope_config_loads_at_8192_with_plain_transformers(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from tinylm_train.export import finish_export
+    from tinylm_train.long_context import scale_rope
+
+    start = write_start_model(tmp_path / "start")  # max_position_embeddings 2048
+    model = AutoModelForCausalLM.from_pretrained(start)
+    record = scale_rope(model, LongContextSection(max_length=8192, trained_context=2048))
+    assert record["rope_parameters"]["factor"] == 4.0
+    model.save_pretrained(tmp_path / "long")
+    from tinylm_shards.testing import write_wordlevel_tokenizer
+
+    finish_export(tmp_path / "long", write_wordlevel_tokenizer(tmp_path / "tokenizer", 100))
+    raw = json.loads((tmp_path / "long" / "config.json").read_text())
+    assert raw["rope_parameters"] == {"rope_type": "linear", "factor": 4.0, "rope_theta": 1e4}
+    assert raw["rope_scaling"]["factor"] == 4.0 and raw["max_position_embeddings"] == 8192
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "long").eval()
+    assert loaded.model.rotary_emb.rope_type == "linear"
+    # position p of the scaled model has the angle of position p / 4 of the original
+    torch.testing.assert_close(loaded.model.rotary_emb.inv_freq, model.model.rotary_emb.inv_freq)
+    original = AutoModelForCausalLM.from_pretrained(start).model.rotary_emb.inv_freq
+    torch.testing.assert_close(loaded.model.rotary_emb.inv_freq, original / 4)
+    ids = torch.randint(1, 100, (1, 8192))
+    with torch.no_grad():
+        assert torch.isfinite(loaded(input_ids=ids).logits).all()
+
+
 def _long_samples(rng, count, length):
     """Prompts of tokens 1-49 then answers of tokens 50-99 (a loss that can fall), one per row."""
     samples = []

@@ -62,7 +62,7 @@ def add_lora(
         lora_alpha=section.alpha,
         lora_dropout=section.dropout,
         target_modules=list(section.target_modules),
-        modules_to_save=extra,
+        modules_to_save=list(extra) if extra else None,  # why: peft extends the list it gets
         ensure_weight_tying=bool(extra) and bool(model.config.tie_word_embeddings),
         bias="none",
         task_type="CAUSAL_LM",
