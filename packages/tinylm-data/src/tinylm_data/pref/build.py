@@ -39,7 +39,7 @@ from ..sft.builder import SPLITS, ChatKind, ChatResult, ChatTokenizer, SourceSta
 from ..sft.conversation import EMPTY_CONTENT, Conversation
 from ..sft.encode import ConversationEncoder, EncodeError
 from ..sft.templates import TEMPLATES
-from .config import PrefConfig, PrefSourceConfig
+from .config import PrefConfig
 from .readers import EMPTY_ANSWER, PROMPT_TOO_LONG, SAME_ANSWERS, PrefRecord, read_pairs
 
 TRUNCATION_COUNTS = (
@@ -114,17 +114,10 @@ class PairEncoder:
 
 
 def run_pref_build(
-    config: PrefConfig,
-    base: Path,
-    out_root: Path,
-    progress: Progress | None = None,
-    *,
-    allow_empty: bool = False,
-    workers: int = 1,
+    config: PrefConfig, base: Path, out_root: Path, progress: Progress | None = None, **options
 ) -> ChatResult:
-    return run_chat_build(
-        PrefKind(config), base, out_root, progress, allow_empty=allow_empty, workers=workers
-    )
+    """`run_chat_build` of a preference config (options: allow_empty, workers)."""
+    return run_chat_build(PrefKind(config), base, out_root, progress, **options)
 
 
 _INT_COLUMNS = ("prompt_truncated", "answer_truncated")
@@ -135,6 +128,7 @@ class PrefKind(ChatKind):
     """Preference records in; pairs (prompt, chosen and rejected ids) out."""
 
     format = PREFERENCE_PAIRS
+    reader = staticmethod(read_pairs)
     noun = "pair"
     empty_error = EmptyPrefBuild
     encoded_schema = pa.schema(
@@ -146,11 +140,6 @@ class PrefKind(ChatKind):
         ]
     )
     config: PrefConfig
-
-    def read(self, source: PrefSourceConfig, path: Path, display: str):
-        return read_pairs(
-            source.kind, path, source=source.name, display_path=display, fields=source.fields
-        )
 
     def prepare(self, record: PrefRecord, cleaner: Cleaner, source):
         cleaned, changes, empty = _clean(record, cleaner, source.system_prompt)

@@ -32,7 +32,7 @@ from .builder import (
     SourceStats,
     run_chat_build,
 )
-from .config import SftConfig, SftSourceConfig
+from .config import SftConfig
 from .conversation import EMPTY_CONTENT, Conversation
 from .encode import ConversationEncoder
 from .readers import read_conversations
@@ -49,23 +49,17 @@ class EmptySftBuild(EmptyChatBuild):
 
 
 def run_sft_build(
-    config: SftConfig,
-    base: Path,
-    out_root: Path,
-    progress: Progress | None = None,
-    *,
-    allow_empty: bool = False,
-    workers: int = 1,
+    config: SftConfig, base: Path, out_root: Path, progress: Progress | None = None, **options
 ) -> ChatResult:
-    return run_chat_build(
-        SftKind(config), base, out_root, progress, allow_empty=allow_empty, workers=workers
-    )
+    """`run_chat_build` of an SFT config (options: allow_empty, workers)."""
+    return run_chat_build(SftKind(config), base, out_root, progress, **options)
 
 
 class SftKind(ChatKind):
     """Conversations in; samples (tokens + loss mask) packed into blocks out."""
 
     format = SFT_BLOCKS
+    reader = staticmethod(read_conversations)
     noun = "sample"
     empty_error = EmptySftBuild
     encoded_schema = pa.schema(
@@ -77,11 +71,6 @@ class SftKind(ChatKind):
         ]
     )
     config: SftConfig
-
-    def read(self, source: SftSourceConfig, path: Path, display: str):
-        return read_conversations(
-            source.kind, path, source=source.name, display_path=display, fields=source.fields
-        )
 
     def prepare(self, record: Conversation, cleaner: Cleaner, source):
         cleaned, changes = _clean(record, cleaner, source.system_prompt)

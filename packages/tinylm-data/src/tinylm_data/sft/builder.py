@@ -139,8 +139,13 @@ class ChatKind:
         self.config = config
 
     # Records in.
+    reader: ClassVar[Callable[..., RecordStream]]
+    """(kind, path, *, source, display_path, fields) -> records and read Rejections."""
+
     def read(self, source: ChatSourceConfig, path: Path, display: str) -> RecordStream:
-        raise NotImplementedError
+        return type(self).reader(
+            source.kind, path, source=source.name, display_path=display, fields=source.fields
+        )
 
     def transforms(self, source: ChatSourceConfig) -> list[RecordTransform]:
         """Applied in order to the source's stream of records (none by default)."""
@@ -347,7 +352,9 @@ def run_chat_build(
     staging = dataset_dir / f".staging-{version}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    progress.stage("pack, write shards", sum(s["counts"].get("kept", 0) for s in encode_summaries) or None)
+    progress.stage(
+        "pack, write shards", sum(s["counts"].get("kept", 0) for s in encode_summaries) or None
+    )
     sinks = {split: kind.sink(staging, split, tokenizer) for split in SPLITS}
     for f in inputs:
         lengths = stats[config.sources[f.source_index].name].lengths
@@ -516,11 +523,30 @@ def _column(path: Path, name: str) -> Iterator[Any]:
         yield from batch.column(0).to_pylist()
 
 
-def _removed(rejections: Iterable[Rejection]) -> dict[str, dict[str, int]]:
+def _write_rejects(path: Path, rejections: list[Rejection]) -> None:
+    writer = RowGroupWriter(path, REJECT_SCHEMA, options=WORK_PARQUET_OPTIONS)
+    writer.write(rejects_table(rejections))
+    writer.close()
+
+
+def _finish(
+    work: _Work, stage: str, f: InputFile, counts: Counter, rejections: list[Rejection],
+    seconds: dict[str, float], **extra: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The summary of one file's stage, written last: the mark that the stage finished it."""
     removed: dict[str, Counter] = {}
     for r in rejections:
         removed.setdefault(r.stage, Counter())[r.reason] += 1
-    return {stage: dict(sorted(reasons.items())) for stage, reasons in removed.items()}
+    summary = {
+        "file": f.display,
+        "fingerprint": f.fingerprint,
+        "counts": dict(sorted(counts.items())),
+        "removed": {s: dict(sorted(reasons.items())) for s, reasons in removed.items()},
+        "seconds": seconds,
+        **extra,
+    }
+    write_json(work.summary(stage, f), summary)
+    return summary
 
 
 class _FileReader:
@@ -601,20 +627,10 @@ class _FileReader:
                     rows = []
             self._write_records(records, counts, rows)
             records.close()
-            rejects = RowGroupWriter(rejects_tmp, REJECT_SCHEMA, options=WORK_PARQUET_OPTIONS)
-            rejects.write(rejects_table(rejections))
-            rejects.close()
-        summary = {
-            "file": f.display,
-            "fingerprint": f.fingerprint,
-            "counts": dict(sorted(counts.items())),
-            "records": counts["read_records"],
-            "removed": _removed(rejections),
-            "seconds": {"read_clean_dedup": perf_counter() - t0},
-        }
-        summary["counts"].pop("read_records", None)
-        write_json(self.work.summary("read", f), summary)
-        return summary
+            _write_rejects(rejects_tmp, rejections)
+        records_written = counts.pop("read_records", 0)
+        seconds = {"read_clean_dedup": perf_counter() - t0}
+        return _finish(self.work, "read", f, counts, rejections, seconds, records=records_written)
 
     @staticmethod
     def _write_records(writer: RowGroupWriter, counts: Counter, rows: list) -> None:
@@ -750,15 +766,5 @@ def _encode_file(kind, work: _Work, f: InputFile, held: set, pool, workers, prog
             spent += batch_seconds
             progress.advance(size)
         encoded.close()
-        rejects = RowGroupWriter(rejects_tmp, REJECT_SCHEMA, options=WORK_PARQUET_OPTIONS)
-        rejects.write(rejects_table(rejections))
-        rejects.close()
-    summary = {
-        "file": f.display,
-        "fingerprint": f.fingerprint,
-        "counts": dict(sorted(counts.items())),
-        "removed": _removed(rejections),
-        "seconds": {"encode": spent},  # summed over workers
-    }
-    write_json(work.summary("encode", f), summary)
-    return summary
+        _write_rejects(rejects_tmp, rejections)
+    return _finish(work, "encode", f, counts, rejections, {"encode": spent})  # summed over workers
