@@ -35,8 +35,18 @@ from ..clean import Cleaner
 from ..progress import Progress
 from ..sft.build import EmptySftBuild, _dedup_text
 from ..sft.build import _clean as _clean_conversation
-from ..sft.builder import SPLITS, ChatKind, ChatResult, ChatTokenizer, SourceStats, run_chat_build
-from ..sft.conversation import EMPTY_CONTENT, Conversation
+from ..sft.builder import (
+    SPLITS,
+    ChatKind,
+    ChatResult,
+    ChatTokenizer,
+    SourceStats,
+    conversation_from_json,
+    conversation_json,
+    encoded_schema,
+    run_chat_build,
+)
+from ..sft.conversation import EMPTY_CONTENT
 from ..sft.encode import ConversationEncoder, EncodeError
 from ..sft.templates import TEMPLATES
 from .config import PrefConfig
@@ -131,13 +141,9 @@ class PrefKind(ChatKind):
     reader = staticmethod(read_pairs)
     noun = "pair"
     empty_error = EmptyPrefBuild
-    encoded_schema = pa.schema(
-        [
-            ("id", pa.string()),
-            ("validation", pa.bool_()),
-            *((name, pa.list_(pa.int32())) for name in _ID_COLUMNS),
-            *((name, pa.int32()) for name in _INT_COLUMNS),
-        ]
+    encoded_schema = encoded_schema(
+        *((name, pa.list_(pa.int32())) for name in _ID_COLUMNS),
+        *((name, pa.int32()) for name in _INT_COLUMNS),
     )
     config: PrefConfig
 
@@ -154,15 +160,13 @@ class PrefKind(ChatKind):
 
     def to_json(self, record: PrefRecord) -> str:
         return json.dumps(
-            {"conversation": dataclasses.asdict(record.conversation), "rejected": record.rejected},
+            {"conversation": conversation_json(record.conversation), "rejected": record.rejected},
             ensure_ascii=False,
         )
 
     def from_json(self, text: str) -> PrefRecord:
         data = json.loads(text)
-        c = data["conversation"]
-        conversation = Conversation(**(c | {"turns": [tuple(t) for t in c["turns"]]}))
-        return PrefRecord(conversation, data["rejected"])
+        return PrefRecord(conversation_from_json(data["conversation"]), data["rejected"])
 
     def encoder(self, tokenizer: ChatTokenizer):
         config = self.config

@@ -30,6 +30,9 @@ from .builder import (
     ChatTokenizer,
     EmptyChatBuild,
     SourceStats,
+    conversation_from_json,
+    conversation_json,
+    encoded_schema,
     run_chat_build,
 )
 from .config import SftConfig
@@ -62,13 +65,8 @@ class SftKind(ChatKind):
     reader = staticmethod(read_conversations)
     noun = "sample"
     empty_error = EmptySftBuild
-    encoded_schema = pa.schema(
-        [
-            ("id", pa.string()),
-            ("validation", pa.bool_()),
-            ("tokens", pa.list_(pa.int32())),
-            ("loss_mask", pa.list_(pa.int8())),
-        ]
+    encoded_schema = encoded_schema(
+        ("tokens", pa.list_(pa.int32())), ("loss_mask", pa.list_(pa.int8()))
     )
     config: SftConfig
 
@@ -82,11 +80,10 @@ class SftKind(ChatKind):
         return _dedup_text(record)
 
     def to_json(self, record: Conversation) -> str:
-        return json.dumps(dataclasses.asdict(record), ensure_ascii=False)
+        return json.dumps(conversation_json(record), ensure_ascii=False)
 
     def from_json(self, text: str) -> Conversation:
-        data = json.loads(text)
-        return Conversation(**(data | {"turns": [tuple(t) for t in data["turns"]]}))
+        return conversation_from_json(json.loads(text))
 
     def encoder(self, tokenizer: ChatTokenizer):
         config = self.config

@@ -58,6 +58,7 @@ from ..stage_one import bounded_ordered_map
 from ..textnorm import dedup_key
 from ..tokenizer import LoadedTokenizer
 from .config import ChatBuildConfig, ChatSourceConfig
+from .conversation import Conversation
 from .encode import EncodeError
 from .templates import TEMPLATES, Template
 
@@ -80,6 +81,21 @@ RECORD_SCHEMA = pa.schema(
 )
 
 Record = Any
+
+
+def encoded_schema(*columns: tuple[str, pa.DataType]) -> pa.Schema:
+    """The encoded rows of a kind: `id` and `validation` (held out?), then the kind's columns."""
+    return pa.schema([("id", pa.string()), ("validation", pa.bool_()), *columns])
+
+
+def conversation_json(conversation: Conversation) -> dict[str, Any]:
+    return dataclasses.asdict(conversation)
+
+
+def conversation_from_json(data: dict[str, Any]) -> Conversation:
+    return Conversation(**(data | {"turns": [tuple(t) for t in data["turns"]]}))
+
+
 RecordStream = Iterator[Any]  # records and Rejections of one source, in file order
 RecordTransform = Callable[[RecordStream], RecordStream]
 
