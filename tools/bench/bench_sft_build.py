@@ -7,8 +7,9 @@ absent), renders every conversation with the template once, and measures with th
   bare     one `encode_batch_fast` call over the rendered conversations (the baseline)
   encode   the builder's turn-by-turn tokenization with the label mask and the
            joined-equals-whole check (`ConversationEncoder`), no I/O
-  build    the whole `run_sft_build`: read, clean, dedup, hold out, augment, encode, pack, write
-           shards, rejects, stats, plots and the tokenizer
+  build    the whole `run_sft_build` with one encoding process: read, clean, dedup, hold out,
+           augment, encode, pack, write shards, rejects, stats, plots and the tokenizer
+  build-N  the same with N encoding worker processes (`--workers`, default 2)
 
 and prints samples/s, tokens/s and the ratios encode/bare and build/bare. Each run keeps its
 fastest of `--repeat`. Figures are printed, never asserted.
@@ -91,10 +92,11 @@ def main() -> None:
     parser.add_argument("--template", default="chatml", choices=["tinylm", "chatml"])
     parser.add_argument("--tokenizer", default=None, help="default: Qwen1.5 beside the checkout")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="encoding workers of build-N")
     args = parser.parse_args()
 
     from tinylm_data.sft import TEMPLATES, ConversationEncoder, EncodeError, run_sft_build
-    from tinylm_data.sft.build import ChatTokenizer
+    from tinylm_data.sft.builder import ChatTokenizer
 
     config, base = config_and_base(args.template, args.tokenizer)
     tokenizer = ChatTokenizer(config.tokenizer, base, TEMPLATES[config.template])
@@ -119,13 +121,14 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-sft-"))
 
-    def build():
+    def build(workers: int):
         shutil.rmtree(scratch / "out", ignore_errors=True)
-        run_sft_build(config, base, scratch / "out")
+        run_sft_build(config, base, scratch / "out", workers=workers)
 
     try:
         timings = {"bare": best(args.repeat, bare), "encode": best(args.repeat, encode)}
-        timings["build"] = best(args.repeat, build)
+        timings["build"] = best(args.repeat, lambda: build(1))
+        timings[f"build-{args.workers}"] = best(args.repeat, lambda: build(args.workers))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(

@@ -223,23 +223,19 @@ def test_config_mistakes_exit_2_naming_the_key(tmp_path, args, message):
 
 def test_held_out_share_and_cap_per_source(tmp_path):
     from tinylm_data.mixture import validation_coin
-    from tinylm_data.sft.build import _hold_out, _Kept
-    from tinylm_data.sft.conversation import Conversation
+    from tinylm_data.sft.builder import hold_out
 
     config, _ = _tiny(tmp_path)
     source = config.sources[0].model_copy(update={"heldout_share": 0.5, "heldout_max": 3})
     config = config.model_copy(update={"sources": [source]})
-    kept = [_Kept(Conversation(f"qa/{k}", "qa", [("q", "a")]), 0) for k in range(200)]
-    _hold_out(config, kept)
-    held = [k.conversation.id for k in kept if k.validation]
+    held = hold_out(config, [(0, f"qa/{k}", f"qa/{k}") for k in range(200)])
     lowest = sorted((validation_coin(f"qa/{k}", 0), f"qa/{k}") for k in range(200))[:3]
     assert sorted(held) == sorted(i for _, i in lowest)
     uncapped = config.model_copy(
         update={"sources": [source.model_copy(update={"heldout_max": 10_000})]}
     )
-    kept = [_Kept(Conversation(f"qa/{k}", "qa", [("q", "a")]), 0) for k in range(2000)]
-    _hold_out(uncapped, kept)
-    assert abs(sum(k.validation for k in kept) / 2000 - 0.5) < 0.05
+    held = hold_out(uncapped, [(0, f"qa/{k}", k) for k in range(2000)])
+    assert abs(len(held) / 2000 - 0.5) < 0.05
 
 
 def test_one_sample_per_row_packer():

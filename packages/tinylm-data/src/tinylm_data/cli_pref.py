@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -32,41 +32,21 @@ def build(
         list[str], typer.Option("--set", help="Any config field: dotted.key=value.")
     ] = [],  # noqa: B006
     allow_empty: Annotated[bool, typer.Option(help="Publish even when no pair is kept.")] = False,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Encoding worker processes (0, the default: all cores).")
+    ] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Read, clean, check pairs, dedup, hold out, render, truncate: preference shards + manifest."""
-    from .cli import _console, _RichProgress, _setup_logging
-    from .cli_sft import resolve_chat_config
-    from .config import ConfigError, parse_override
+    from .cli_sft import run_build_command
+    from .pref.build import PrefKind
     from .pref.config import PrefConfig
 
-    _setup_logging(verbose)
-    console = _console()
-    try:
-        overrides: dict[str, Any] = dict(parse_override(item) for item in set_)
-        for key, value in (
-            ("template", template),
-            ("max_length", max_length),
-            ("tokenizer", tokenizer),
-        ):
-            if value is not None:
-                overrides[key] = value
-        cfg, base = resolve_chat_config(PrefConfig, sample_config_path(), source, config, overrides)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    from .pref.build import EmptyPrefBuild, run_pref_build
-
-    try:
-        with _RichProgress(console) as progress:
-            result = run_pref_build(cfg, base, out, progress, allow_empty=allow_empty)
-    except ConfigError as exc:  # a tokenizer that cannot be found or fetched
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    except (EmptyPrefBuild, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    _print_summary(console, result)
+    options = {"template": template, "max_length": max_length, "tokenizer": tokenizer}
+    run_build_command(
+        PrefKind, PrefConfig, sample_config_path(), source, config, out, options, set_,
+        allow_empty=allow_empty, workers=workers, verbose=verbose, summary=_print_summary,
+    )  # fmt: skip
 
 
 def _print_summary(console, result) -> None:

@@ -60,9 +60,31 @@ def build(
         list[str], typer.Option("--set", help="Any config field: dotted.key=value.")
     ] = [],  # noqa: B006
     allow_empty: Annotated[bool, typer.Option(help="Publish even when no sample is kept.")] = False,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Encoding worker processes (0, the default: all cores).")
+    ] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Read, clean, dedup, hold out, augment, render, mask, pack: SFT shards + manifest."""
+    from .sft.build import SftKind
+    from .sft.config import SftConfig
+
+    options = {"template": template, "max_length": max_length, "pack_mode": pack_mode}
+    run_build_command(
+        SftKind, SftConfig, sample_config_path(), source, config, out,
+        {**options, "tokenizer": tokenizer}, set_, allow_empty=allow_empty, workers=workers,
+        verbose=verbose, summary=_print_summary,
+    )  # fmt: skip
+
+
+def run_build_command(
+    kind, model, sample: Path, source, config, out: Path, options: dict[str, Any], set_: list[str],
+    *, allow_empty: bool, workers: int, verbose: bool, summary,
+) -> None:  # fmt: skip
+    """The one shape of `sft build` and `pref build`: config (exit 2 on a mistake), the build
+    with progress (exit 1 when nothing is kept), then the kind's summary."""
+    import os
+
     from .cli import _console, _RichProgress, _setup_logging
     from .config import ConfigError, parse_override
 
@@ -70,30 +92,32 @@ def build(
     console = _console()
     try:
         overrides: dict[str, Any] = dict(parse_override(item) for item in set_)
-        for key, value in (
-            ("template", template),
-            ("max_length", max_length),
-            ("pack_mode", pack_mode),
-            ("tokenizer", tokenizer),
-        ):
-            if value is not None:
-                overrides[key] = value
-        cfg, base = resolve_sft_config(source, config, overrides)
+        overrides.update({k: v for k, v in options.items() if v is not None})
+        cfg, base = resolve_chat_config(model, sample, source, config, overrides)
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    from .sft.build import EmptySftBuild, run_sft_build
+    from .sft.builder import EmptyChatBuild, run_chat_build
 
     try:
         with _RichProgress(console) as progress:
-            result = run_sft_build(cfg, base, out, progress, allow_empty=allow_empty)
+            result = run_chat_build(
+                kind(cfg), base, out, progress, allow_empty=allow_empty,
+                workers=workers or (os.cpu_count() or 1),
+            )  # fmt: skip
     except ConfigError as exc:  # a tokenizer that cannot be found or fetched
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    except (EmptySftBuild, FileNotFoundError) as exc:
+    except (EmptyChatBuild, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    _print_summary(console, result)
+    summary(console, result)
+    resumed = result.resumed
+    if resumed.get("read"):
+        console.print(
+            f"resumed an interrupted build: {resumed['read']} input file(s) already read, "
+            f"{resumed['encoded']} already encoded"
+        )
 
 
 def _print_summary(console, result) -> None:

@@ -157,10 +157,11 @@ def load_finished(stage_dir: Path, task: Task) -> dict[str, Any] | None:
     return data | {"task": task.index}  # its place in this build's task list
 
 
-def _bounded_ordered_map(
-    pool, items: Iterable[tuple], max_pending: int
+def bounded_ordered_map(
+    pool, items: Iterable[tuple], max_pending: int, fn: Callable[..., Any] = process_batch
 ) -> Iterator[tuple[Any, Any]]:
-    """Like `pool.imap`, but never more than `max_pending` batches in flight (bounded memory).
+    """Like `pool.imap(fn, ...)`, but never more than `max_pending` batches in flight (bounded
+    memory); without a pool, `fn` runs in this process.
 
     Yields `(item_tag, result)`; `item_tag` is the first element of each item, kept in the main
     process so that bookkeeping travels with its batch.
@@ -168,9 +169,9 @@ def _bounded_ordered_map(
     pending: deque = deque()
     for tag, *args in items:
         if pool is None:
-            yield tag, process_batch(*args)
+            yield tag, fn(*args)
             continue
-        pending.append((tag, pool.apply_async(process_batch, args)))
+        pending.append((tag, pool.apply_async(fn, args)))
         if len(pending) >= max_pending:
             head_tag, handle = pending.popleft()
             yield head_tag, handle.get()
@@ -292,7 +293,7 @@ class TaskRunner:
             )
             rejects_writer = RowGroupWriter(rej_tmp, REJECT_SCHEMA)
             try:
-                for read_rejects, result in _bounded_ordered_map(
+                for read_rejects, result in bounded_ordered_map(
                     self._pool, self._batches(task, counts), max_pending=2 * max(self.workers, 1)
                 ):
                     self._record(task, counts, read_rejects, result, kept_writer, rejects_writer)

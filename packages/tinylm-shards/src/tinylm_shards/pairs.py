@@ -8,22 +8,19 @@ its oldest tokens down to `min_prompt_tokens`, and only then are the answers cut
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from .arrow import list_array, list_parts
+from .arrow import list_array
 from .errors import ShardError
-from .files import atomic_path, sha256_file
 from .formats import PREFERENCE_PAIRS
-from .manifest import Manifest, load_manifest
-from .verify import shard_problems
-from .writer import PARQUET_OPTIONS, ROW_GROUP_SIZE
+from .manifest import Manifest
+from .reader import DatasetReader, RowGroupFile, row_of
+from .writer import ROW_GROUP_SIZE, ShardWriter
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -110,8 +107,9 @@ def check_pair(where: str, pair: PreferencePair, max_length: int) -> None:
         raise ShardError(f"{where}: negative truncation count")
 
 
-class PairWriter:
-    """Writes pairs `rows_per_shard` per file, part-00000.parquet onwards, reproducibly."""
+class PairWriter(ShardWriter):
+    """Writes pairs `rows_per_shard` per file, part-00000.parquet onwards, reproducibly (the
+    ShardWriter's files, with the pair columns)."""
 
     def __init__(
         self,
@@ -123,34 +121,21 @@ class PairWriter:
         row_group_size: int = ROW_GROUP_SIZE,
         before_write: Callable[[], None] | None = None,
     ) -> None:
-        if rows_per_shard < 1:
-            raise ValueError(f"rows_per_shard must be at least 1, got {rows_per_shard}")
-        self.directory = Path(directory)
-        self.root = Path(root) if root is not None else self.directory.parent
+        super().__init__(
+            directory,
+            rows_per_shard=rows_per_shard,
+            root=root,
+            row_group_size=row_group_size,
+            before_write=before_write,
+        )
+        self.schema = PREFERENCE_PAIRS.schema
         self.max_length = max_length
-        self.rows_per_shard = rows_per_shard
-        self.row_group_size = row_group_size
-        self.before_write = before_write
-        self.shards: list[dict] = []
-        self._pairs: list[PreferencePair] = []
-        self._rows = 0
 
-    def add(self, pair: PreferencePair) -> None:
+    def _check(self, pair: PreferencePair) -> None:  # type: ignore[override]
         check_pair(f"pair {self._rows} ({pair.pair_id})", pair, self.max_length)
         self._rows += 1
-        self._pairs.append(pair)
-        if len(self._pairs) >= self.rows_per_shard:
-            self._flush()
 
-    def close(self) -> list[dict]:
-        """Write what is buffered; the manifest entries of every file written."""
-        self._flush()
-        return self.shards
-
-    def _flush(self) -> None:
-        if not self._pairs:
-            return
-        pairs, self._pairs = self._pairs, []
+    def _table(self, pairs: list[PreferencePair]) -> tuple[pa.Table, int]:  # type: ignore[override]
         columns = {
             "pair_id": pa.array([p.pair_id for p in pairs], pa.string()),
             "prompt_ids": list_array([p.prompt_ids for p in pairs], pa.int32()),
@@ -159,118 +144,56 @@ class PairWriter:
             "prompt_truncated": pa.array([p.prompt_truncated for p in pairs], pa.int32()),
             "answer_truncated": pa.array([p.answer_truncated for p in pairs], pa.int32()),
         }
-        table = pa.Table.from_pydict(columns, schema=PREFERENCE_PAIRS.schema)
-        path = self.directory / f"part-{len(self.shards):05d}.parquet"
-        if self.before_write is not None:
-            self.before_write()
-        with atomic_path(path) as tmp:
-            pq.write_table(table, str(tmp), row_group_size=self.row_group_size, **PARQUET_OPTIONS)
         tokens = sum(len(p.prompt_ids) * 2 + len(p.chosen_ids) + len(p.rejected_ids) for p in pairs)
-        self.shards.append(
-            {
-                "path": path.relative_to(self.root).as_posix(),
-                "rows": len(pairs),
-                "bytes": path.stat().st_size,
-                "sha256": sha256_file(path),
-                "tokens": tokens,
-            }
-        )
+        return pa.Table.from_pydict(columns, schema=self.schema), tokens
 
 
-class PairReader:
+class PairReader(DatasetReader):
     """Every pair of one preference dataset (or split) by index, in manifest order.
 
     With `verify`, each shard is checked against the manifest (size, SHA-256, rows) when first
     opened; a distributed job checks once (`verify_shards`) and passes verify=False elsewhere.
     """
 
+    noun = "pair"
+
     def __init__(self, data: str | Path | Manifest, *, verify: bool = True) -> None:
-        self.manifest = (
-            data if isinstance(data, Manifest) else load_manifest(data, formats=(PREFERENCE_PAIRS,))
-        )
+        super().__init__(data, verify=verify, formats=(PREFERENCE_PAIRS,))
         if self.manifest.format is not PREFERENCE_PAIRS:
             raise ShardError(
                 f"{self.manifest.root} holds {self.manifest.format.name}, not {PREFERENCE_PAIRS.name}"
             )
-        self.verify = verify
-        self._starts = np.concatenate(
-            [[0], np.cumsum([int(s["rows"]) for s in self.manifest.shards])]
-        ).astype(np.int64)
-        self.num_pairs = int(self._starts[-1])
-        self._files: dict[int, _PairFile] = {}
+        self.num_pairs = self.num_blocks
 
     def __len__(self) -> int:
         return self.num_pairs
 
     def pair(self, index: int) -> PreferencePair:
-        if not 0 <= index < self.num_pairs:
-            raise IndexError(f"pair index {index} outside the dataset's {self.num_pairs} pairs")
-        shard = int(np.searchsorted(self._starts, index, side="right")) - 1
-        return self._file(shard).row(index - int(self._starts[shard]), index)
+        return self._row(index)
 
     def pairs(self) -> list[PreferencePair]:
         return [self.pair(i) for i in range(self.num_pairs)]
 
-    def _file(self, shard: int) -> _PairFile:
-        opened = self._files.get(shard)
-        if opened is None:
-            entry = self.manifest.shards[shard]
-            if self.verify:
-                problems = shard_problems(self.manifest, entry)
-                if problems:
-                    raise ShardError("; ".join(problems))
-            opened = _PairFile(self.manifest.root / entry["path"], self.manifest.block_size)
-            if opened.num_rows != int(entry["rows"]):
-                raise ShardError(
-                    f"{opened.path} has {opened.num_rows} rows, the manifest says {entry['rows']}"
-                )
-            self._files[shard] = opened
-        return opened
+    def _open(self, path: Path) -> _PairFile:
+        return _PairFile(path, self.manifest.block_size)
 
 
-class _PairFile:
+class _PairFile(RowGroupFile):
     def __init__(self, path: Path, max_length: int) -> None:
-        self.path = path
+        names = PREFERENCE_PAIRS.schema.names
+        super().__init__(path, required=names, columns=names)
         self.max_length = max_length
-        self.file = pq.ParquetFile(path, memory_map=True)
-        missing = [
-            c for c in PREFERENCE_PAIRS.schema.names if c not in self.file.schema_arrow.names
-        ]
-        if missing:
-            raise ShardError(f"{path} lacks columns {missing}")
-        meta = self.file.metadata
-        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-        self.group_starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.num_rows = int(self.group_starts[-1])
-        self._cached = -1
-        self._group: dict = {}
 
-    def row(self, local: int, index: int) -> PreferencePair:
-        group = bisect.bisect_right(self.group_starts, local) - 1
-        if group != self._cached:
-            table = self.file.read_row_group(group)
-            self._group = {
-                name: list_parts(table.column(name))
-                if name.endswith("_ids") and name != "pair_id"
-                else table.column(name).to_pylist()
-                for name in PREFERENCE_PAIRS.schema.names
-            }
-            self._cached = group
-        row = local - int(self.group_starts[group])
-        g = self._group
-
-        def ids(name: str) -> np.ndarray:
-            offsets, values = g[name]
-            return values[offsets[row] : offsets[row + 1]].astype(np.int64)
-
+    def row(self, index: int, *, global_index: int = -1) -> PreferencePair:
+        g, local = self.group_of(index)
         pair = PreferencePair(
-            pair_id=g["pair_id"][row],
-            prompt_ids=ids("prompt_ids"),
-            chosen_ids=ids("chosen_ids"),
-            rejected_ids=ids("rejected_ids"),
-            prompt_truncated=int(g["prompt_truncated"][row]),
-            answer_truncated=int(g["answer_truncated"][row]),
-            index=index,
+            pair_id=g["pair_id"][local],
+            prompt_ids=row_of(g["prompt_ids"], local).astype(np.int64),
+            chosen_ids=row_of(g["chosen_ids"], local).astype(np.int64),
+            rejected_ids=row_of(g["rejected_ids"], local).astype(np.int64),
+            prompt_truncated=int(g["prompt_truncated"][local]),
+            answer_truncated=int(g["answer_truncated"][local]),
+            index=global_index,
         )
-        check_pair(f"{self.path} row {local}", pair, self.max_length)
+        check_pair(f"{self.path} row {index}", pair, self.max_length)
         return pair

@@ -37,7 +37,9 @@ class ShardWriter:
     `token_columns` declares extra per-token columns (name -> Arrow value type, e.g.
     {"loss_mask": pa.int8()}); every block then carries each of them in its `token_columns`
     mapping, as long as its input_ids. Without them the files are exactly the packed-blocks schema.
-    `before_write` is called before each file is written (a fault-injection hook).
+    `before_write` is called before each file is written (a fault-injection hook). Another row
+    format (pairs.PairWriter) overrides `_check` and `_table`; buffering, file naming, atomic
+    writing and the manifest entries are this class's.
     """
 
     def __init__(
@@ -107,7 +109,26 @@ class ShardWriter:
     def _flush(self) -> None:
         if not self._blocks:
             return
-        blocks, self._blocks = self._blocks, []
+        rows, self._blocks = self._blocks, []
+        table, tokens = self._table(rows)
+        path = self.directory / f"part-{len(self.shards):05d}.parquet"
+        if self.before_write is not None:
+            self.before_write()
+        with atomic_path(path) as tmp:
+            pq.write_table(table, str(tmp), row_group_size=self.row_group_size, **PARQUET_OPTIONS)
+        self.shards.append(
+            {
+                "path": path.relative_to(self.root).as_posix(),
+                "rows": len(rows),
+                "bytes": path.stat().st_size,
+                "sha256": sha256_file(path),
+                "tokens": tokens,
+            }
+        )
+
+    def _table(self, blocks: list) -> tuple[pa.Table, int]:
+        """(the Arrow table of buffered rows, the tokens they hold); a subclass's format
+        overrides this and `_check`."""
         doc_ids = [b.doc_ids for b in blocks]
         id_offsets = np.zeros(len(blocks) + 1, dtype=np.int32)
         np.cumsum([len(ids) for ids in doc_ids], out=id_offsets[1:])
@@ -123,18 +144,4 @@ class ShardWriter:
         }
         for name, value_type in self.token_columns.items():
             columns[name] = list_array([b.token_columns[name] for b in blocks], value_type)  # type: ignore[attr-defined]
-        table = pa.Table.from_pydict(columns, schema=self.schema)
-        path = self.directory / f"part-{len(self.shards):05d}.parquet"
-        if self.before_write is not None:
-            self.before_write()
-        with atomic_path(path) as tmp:
-            pq.write_table(table, str(tmp), row_group_size=self.row_group_size, **PARQUET_OPTIONS)
-        self.shards.append(
-            {
-                "path": path.relative_to(self.root).as_posix(),
-                "rows": len(blocks),
-                "bytes": path.stat().st_size,
-                "sha256": sha256_file(path),
-                "tokens": sum(num_tokens),
-            }
-        )
+        return pa.Table.from_pydict(columns, schema=self.schema), sum(num_tokens)

@@ -1,11 +1,9 @@
-"""A preference build: read -> clean -> pair checks -> exact dedup -> hold out -> encode ->
-truncate -> write `tinylm-preference-pairs` shards.
+"""A preference build: the chat-data builder (`sft/builder.py`) with preference records, pair
+checks, dedup on prompt + both answers, and `tinylm-preference-pairs` shards for DPO.
 
-The SFT builder's parts do the work (readers' rejects, cleaning, the chat template's turn-by-turn
-tokenization, held-out split, version id, staging and publishing, plots); this module only
-adds what a pair needs. The prompt is everything up to where the last answer starts (its template
-scaffolding included); each answer is the last assistant piece the template trains on (its
-terminator included), so the label mask of `prompt + answer` is 0 on the prompt, 1 on the answer.
+The prompt is everything up to where the last answer starts (its template scaffolding
+included); each answer is the last assistant piece the template trains on (its terminator
+included), so the label mask of `prompt + answer` is 0 on the prompt, 1 on the answer.
 
 Too long for `max_length` (prompt + the longer answer): the oldest whole exchanges of the prompt
 go first (the system prompt stays), then `tinylm_shards.truncate_pair` cuts the prompt's oldest
@@ -15,71 +13,56 @@ tokens and, last, the answers' ends. Both are counted.
 from __future__ import annotations
 
 import dataclasses
-import logging
-import shutil
+import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from time import perf_counter
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from tinylm_shards import PREFERENCE_PAIRS, PairWriter, PreferencePair, truncate_pair
-
-from .. import __version__
-from ..assembly import _RejectSink
-from ..atomic import write_json
-from ..clean import Cleaner
-from ..document import Rejection
-from ..progress import Progress
-from ..sft.build import (
-    LENGTH_BINS,
-    SPLITS,
-    ChatTokenizer,
-    EmptySftBuild,
-    _dedup_text,
-    _hold_out,
-    _Kept,
-    _SourceStats,
-    hash_inputs,
-    prepare_output,
-    publish,
+from tinylm_shards import (
+    PREFERENCE_PAIRS,
+    PairWriter,
+    PreferencePair,
+    list_array,
+    list_parts,
+    truncate_pair,
 )
+
+from ..clean import Cleaner
+from ..progress import Progress
+from ..sft.build import EmptySftBuild, _dedup_text
 from ..sft.build import _clean as _clean_conversation
+from ..sft.builder import (
+    SPLITS,
+    ChatKind,
+    ChatResult,
+    ChatTokenizer,
+    SourceStats,
+    conversation_from_json,
+    conversation_json,
+    encoded_schema,
+    run_chat_build,
+)
 from ..sft.conversation import EMPTY_CONTENT
 from ..sft.encode import ConversationEncoder, EncodeError
 from ..sft.templates import TEMPLATES
-from ..textnorm import dedup_key
 from .config import PrefConfig
 from .readers import EMPTY_ANSWER, PROMPT_TOO_LONG, SAME_ANSWERS, PrefRecord, read_pairs
 
-logger = logging.getLogger(__name__)
-
-ACCOUNTING = ("in", "kept", "rejected", "duplicates")
 TRUNCATION_COUNTS = (
     "prompt_truncated_pairs",
     "prompt_truncated_tokens",
     "answer_truncated_pairs",
     "answer_truncated_tokens",
 )
+PrefResult = ChatResult
 
 
 class EmptyPrefBuild(EmptySftBuild):
     """No pair survived: publishing would hand training an empty dataset."""
-
-
-@dataclass
-class PrefResult:
-    out_dir: Path
-    manifest: dict[str, Any]
-    stats: dict[str, Any]
-    reused: bool = False
-
-
-@dataclass
-class _KeptPair(_Kept):
-    rejected: str = ""
 
 
 @dataclass(slots=True)
@@ -141,171 +124,180 @@ class PairEncoder:
 
 
 def run_pref_build(
-    config: PrefConfig,
-    base: Path,
-    out_root: Path,
-    progress: Progress | None = None,
-    *,
-    allow_empty: bool = False,
-) -> PrefResult:
-    progress = progress or Progress()
-    seconds: Counter = Counter()
-    started = perf_counter()
-    progress.stage("load tokenizer, hash inputs", None)
-    template = TEMPLATES[config.template]
-    tokenizer = ChatTokenizer(config.tokenizer, base, template)
-    files, config_data, code, version = hash_inputs(config, base, tokenizer.sha256)
-    out_dir, staging, built = prepare_output(out_root / config.name, version)
-    if built is not None:
-        return PrefResult(out_dir, *built, reused=True)
-    seconds["hash"] += perf_counter() - started
+    config: PrefConfig, base: Path, out_root: Path, progress: Progress | None = None, **options
+) -> ChatResult:
+    """`run_chat_build` of a preference config (options: allow_empty, workers)."""
+    return run_chat_build(PrefKind(config), base, out_root, progress, **options)
 
-    stats = {s.name: _SourceStats() for s in config.sources}
-    rejects = _RejectSink(staging / "rejects")
 
-    def reject(source: str, stage: str, reason: str, detail: str, record: PrefRecord) -> None:
-        c = record.conversation
-        rejection = Rejection(source, stage, reason, detail, c.id, c.file, c.line)
-        stats[source].remove(rejection)
-        rejects.add(rejection)
+_INT_COLUMNS = ("prompt_truncated", "answer_truncated")
+_ID_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
 
-    t0 = perf_counter()
-    progress.stage("read, clean, dedup", sum(f[4] for f in files) or None)
-    cleaners = [Cleaner(s.clean) for s in config.sources]
-    seen: dict[bytes, str] = {}
-    kept: list[_KeptPair] = []
-    for index, path, display, _, size in files:
-        source = config.sources[index]
-        for item in read_pairs(
-            source.kind, path, source=source.name, display_path=display, fields=source.fields
-        ):
-            stats[source.name].counts["in"] += 1
-            if isinstance(item, Rejection):
-                stats[source.name].remove(item)
-                rejects.add(item)
-                continue
-            record, changes, empty = _clean(item, cleaners[index], source.system_prompt)
-            stats[source.name].counts.update({f"clean_{k}": v for k, v in changes.items()})
-            if record is None:
-                reject(source.name, "clean", empty, "a text is empty after cleaning", item)
-                continue
-            if record.chosen == record.rejected:
-                reject(source.name, "pair", SAME_ANSWERS, "the two answers are the same", record)
-                continue
-            if config.dedup:
-                key = dedup_key(_dedup_text(record.conversation) + "\n\x00\n" + record.rejected)
-                first = seen.setdefault(key, record.id)
-                if first != record.id:
-                    reject(source.name, "exact_dedup", "duplicate", f"same as {first}", record)
-                    continue
-            kept.append(_KeptPair(record.conversation, index, rejected=record.rejected))
-        progress.advance(size)
-    seconds["read_clean_dedup"] += perf_counter() - t0
 
-    _hold_out(config, kept)
+class PrefKind(ChatKind):
+    """Preference records in; pairs (prompt, chosen and rejected ids) out."""
 
-    t0 = perf_counter()
-    progress.stage("tokenize, truncate, write", len(kept) or None)
-    conversation_encoder = ConversationEncoder(
-        tokenizer.backend, template, eos_token=tokenizer.eos_token, max_length=1 << 30
+    format = PREFERENCE_PAIRS
+    reader = staticmethod(read_pairs)
+    noun = "pair"
+    empty_error = EmptyPrefBuild
+    encoded_schema = encoded_schema(
+        *((name, pa.list_(pa.int32())) for name in _ID_COLUMNS),
+        *((name, pa.int32()) for name in _INT_COLUMNS),
     )
-    encoder = PairEncoder(
-        conversation_encoder,
-        max_length=config.max_length,
-        max_prompt_length=config.max_prompt_length,
-    )
-    writers = {
-        s: PairWriter(
-            staging / ("shards" if s == "train" else s),
+    config: PrefConfig
+
+    def prepare(self, record: PrefRecord, cleaner: Cleaner, source):
+        cleaned, changes, empty = _clean(record, cleaner, source.system_prompt)
+        if cleaned is None:
+            return None, changes, ("clean", empty, "a text is empty after cleaning")
+        if cleaned.chosen == cleaned.rejected:
+            return None, changes, ("pair", SAME_ANSWERS, "the two answers are the same")
+        return cleaned, changes, None
+
+    def dedup_text(self, record: PrefRecord) -> str:
+        return _dedup_text(record.conversation) + "\n\x00\n" + record.rejected
+
+    def to_json(self, record: PrefRecord) -> str:
+        return json.dumps(
+            {"conversation": conversation_json(record.conversation), "rejected": record.rejected},
+            ensure_ascii=False,
+        )
+
+    def from_json(self, text: str) -> PrefRecord:
+        data = json.loads(text)
+        return PrefRecord(conversation_from_json(data["conversation"]), data["rejected"])
+
+    def encoder(self, tokenizer: ChatTokenizer):
+        config = self.config
+        encoder = PairEncoder(
+            ConversationEncoder(
+                tokenizer.backend,
+                TEMPLATES[config.template],
+                eos_token=tokenizer.eos_token,
+                max_length=1 << 30,
+            ),
             max_length=config.max_length,
-            rows_per_shard=config.rows_per_shard,
-            root=staging,
+            max_prompt_length=config.max_prompt_length,
         )
-        for s in SPLITS
-    }
-    split_counts = {s: Counter() for s in SPLITS}
-    lengths: dict[str, list[int]] = {s.name: [] for s in config.sources}
-    for item in kept:
-        source = config.sources[item.source_index]
-        record = PrefRecord(item.conversation, item.rejected)
-        split = "validation" if item.validation else "train"
-        try:
+
+        def encode(record: PrefRecord, validation: bool, counts: Counter) -> dict:
             encoded = encoder.encode(record)
-        except EncodeError as exc:
-            reject(source.name, "tokenize", exc.reason, exc.detail, record)
-            progress.advance(1)
-            continue
-        pair = encoded.pair
-        writers[split].add(pair)
-        counts = stats[source.name].counts
-        counts["kept"] += 1
-        counts[f"{split}_pairs"] += 1
-        counts["dropped_turns"] += encoded.dropped_turns
-        counts[f"{split}_tokens"] += _tokens(pair)
-        split_counts[split]["pairs"] += 1
-        split_counts[split]["tokens"] += _tokens(pair)
-        for target in (counts, split_counts[split]):
-            _count_truncation(target, pair)
-        lengths[source.name].append(pair.length)
-        progress.advance(1)
-    shards = {s: writers[s].close() for s in SPLITS}
-    seconds["tokenize_truncate_write"] += perf_counter() - t0
+            pair, split = encoded.pair, SPLITS[validation]
+            counts["kept"] += 1
+            counts[f"{split}_pairs"] += 1
+            counts["dropped_turns"] += encoded.dropped_turns
+            counts[f"{split}_tokens"] += _tokens(pair)
+            for name, value in _truncation(pair).items():
+                counts[f"{split}_{name}"] += value
+            return {"id": record.id, "validation": validation, "pair": pair}
 
-    progress.stage("write manifest", None)
-    reject_files = rejects.close()
-    stats_data = _stats(stats, split_counts, seconds)
-    if stats_data["total"]["kept"] == 0 and not allow_empty:
-        shutil.rmtree(staging, ignore_errors=True)
-        total = stats_data["total"]
-        raise EmptyPrefBuild(
-            f"nothing to build: all {total['in']:,} input records were removed "
-            f"({total['rejected']:,} rejected, {total['duplicates']:,} duplicates; see the rejects)"
+        return encode
+
+    def encoded_table(self, rows: list[dict]) -> pa.Table:
+        pairs = [r["pair"] for r in rows]
+        return pa.Table.from_pydict(
+            {
+                "id": pa.array([r["id"] for r in rows], pa.string()),
+                "validation": pa.array([r["validation"] for r in rows], pa.bool_()),
+                **{n: list_array([getattr(p, n) for p in pairs], pa.int32()) for n in _ID_COLUMNS},
+                **{n: pa.array([getattr(p, n) for p in pairs], pa.int32()) for n in _INT_COLUMNS},
+            },
+            schema=self.encoded_schema,
         )
-    tokenizer.save(staging / "tokenizer")
-    write_json(staging / "stats.json", stats_data)
-    try:
-        from ..sft.plots import plot_sft
 
-        plot_sft(stats_data, lengths, LENGTH_BINS, staging / "plots")
-    except Exception as exc:  # a plot must never cost the user the build
-        logger.warning("could not draw plots: %s", exc)
-    pairs = {s: stats_data["splits"][s]["pairs"] for s in SPLITS}
-    fields = {
-        "name": config.name,
-        "version": version,
-        "created_by": {"package": "tinylm-data", "version": __version__, "code": code},
-        "tokenizer": tokenizer.info.as_dict(),
-        "block_size": config.max_length,
-        "num_pairs": pairs["train"],
-        "counts": _manifest_counts(stats_data["splits"]["train"]),
-        "preference": {
-            "template": template.name,
-            "max_length": config.max_length,
-            "max_prompt_length": config.max_prompt_length,
-            "stop_tokens": template.stop_tokens(tokenizer.eos_token),
-            "stop_strings": list(template.stop_strings),
-            "pairs": pairs,
-            "added_special_tokens": tokenizer.added,
-            "chat_template": tokenizer.chat_template,
-        },
-        "sources": {name: s["accounting"] for name, s in stats_data["sources"].items()},
-        "inputs": [
-            {"source": config.sources[i].name, "file": d, "bytes": n, "xxh3_128": f}
-            for i, _, d, f, n in files
-        ],
-        "config": config_data,
-        "rejects": [f"rejects/{name}" for name in reject_files],
-        "shards": shards["train"],
-        "splits": {
-            "validation": {
-                "shards": shards["validation"],
-                "num_blocks": pairs["validation"],
-                "counts": _manifest_counts(stats_data["splits"]["validation"]),
+    def sink(self, staging: Path, split: str, tokenizer: ChatTokenizer) -> _PairSink:
+        return _PairSink(
+            PairWriter(
+                staging / ("shards" if split == "train" else split),
+                max_length=self.config.max_length,
+                rows_per_shard=self.config.rows_per_shard,
+                root=staging,
+            )
+        )
+
+    def stats(self, stats: dict[str, SourceStats], sinks) -> dict[str, Any]:
+        sources = {}
+        totals: Counter = Counter()
+        splits = {split: Counter() for split in SPLITS}
+        for name, s in stats.items():
+            c = s.counts
+            accounting = s.accounting(name, "pair")
+            totals.update(accounting)
+            for split in SPLITS:
+                splits[split]["pairs"] += c[f"{split}_pairs"]
+                splits[split]["tokens"] += c[f"{split}_tokens"]
+                for k in TRUNCATION_COUNTS:
+                    splits[split][k] += c[f"{split}_{k}"]
+            sources[name] = {
+                "accounting": accounting,
+                "removed": {stage: dict(sorted(r.items())) for stage, r in s.removed.items()},
+                "pairs": {split: c[f"{split}_pairs"] for split in SPLITS},
+                "tokens": {split: c[f"{split}_tokens"] for split in SPLITS},
+                "dropped_turns": c["dropped_turns"],
+                **{k: sum(c[f"{split}_{k}"] for split in SPLITS) for k in TRUNCATION_COUNTS},
+                "clean_changes": s.clean_changes(),
             }
-        },
-    }
-    manifest = publish(staging, out_dir, fields, PREFERENCE_PAIRS)
-    return PrefResult(out_dir, manifest, stats_data)
+        return {
+            "sources": sources,
+            "total": {k: totals[k] for k in ("in", "kept", "rejected", "duplicates")},
+            "splits": {
+                split: {k: splits[split][k] for k in ("pairs", "tokens", *TRUNCATION_COUNTS)}
+                for split in SPLITS
+            },
+        }
+
+    def manifest_fields(self, stats_data, sinks, tokenizer: ChatTokenizer) -> dict[str, Any]:
+        config, template = self.config, TEMPLATES[self.config.template]
+        pairs = {s: stats_data["splits"][s]["pairs"] for s in SPLITS}
+        return {
+            "num_pairs": pairs["train"],
+            "counts": _manifest_counts(stats_data["splits"]["train"]),
+            "preference": {
+                "template": template.name,
+                "max_length": config.max_length,
+                "max_prompt_length": config.max_prompt_length,
+                "stop_tokens": template.stop_tokens(tokenizer.eos_token),
+                "stop_strings": list(template.stop_strings),
+                "pairs": pairs,
+                "added_special_tokens": tokenizer.added,
+                "chat_template": tokenizer.chat_template,
+            },
+            "sources": {name: s["accounting"] for name, s in stats_data["sources"].items()},
+            "shards": sinks["train"].shards,
+            "splits": {
+                "validation": {
+                    "shards": sinks["validation"].shards,
+                    "num_blocks": pairs["validation"],
+                    "counts": _manifest_counts(stats_data["splits"]["validation"]),
+                }
+            },
+        }
+
+
+class _PairSink:
+    """Encoded pairs -> shard files."""
+
+    def __init__(self, writer: PairWriter) -> None:
+        self.writer = writer
+        self.shards: list[dict] = []
+
+    def add(self, batch: pa.RecordBatch) -> list[int]:
+        ids = batch.column("id").to_pylist()
+        parts = {n: list_parts(batch.column(n)) for n in _ID_COLUMNS}
+        counts = {n: batch.column(n).to_pylist() for n in _INT_COLUMNS}
+        lengths = []
+        for k, pair_id in enumerate(ids):
+            arrays = {n: v[o[k] : o[k + 1]] for n, (o, v) in parts.items()}
+            pair = PreferencePair(
+                pair_id=pair_id, **arrays, **{n: counts[n][k] for n in _INT_COLUMNS}
+            )
+            self.writer.add(pair)
+            lengths.append(pair.length)
+        return lengths
+
+    def close(self) -> None:
+        self.shards = self.writer.close()
 
 
 def _clean(
@@ -329,54 +321,14 @@ def _tokens(pair: PreferencePair) -> int:
     return len(pair.prompt_ids) * 2 + len(pair.chosen_ids) + len(pair.rejected_ids)
 
 
-def _count_truncation(counts: Counter, pair: PreferencePair) -> None:
-    counts["prompt_truncated_pairs"] += pair.prompt_truncated > 0
-    counts["prompt_truncated_tokens"] += pair.prompt_truncated
-    counts["answer_truncated_pairs"] += pair.answer_truncated > 0
-    counts["answer_truncated_tokens"] += pair.answer_truncated
+def _truncation(pair: PreferencePair) -> dict[str, int]:
+    return {
+        "prompt_truncated_pairs": int(pair.prompt_truncated > 0),
+        "prompt_truncated_tokens": pair.prompt_truncated,
+        "answer_truncated_pairs": int(pair.answer_truncated > 0),
+        "answer_truncated_tokens": pair.answer_truncated,
+    }
 
 
 def _manifest_counts(split: dict[str, int]) -> dict[str, int]:
     return {"pairs": split["pairs"], **{k: split[k] for k in TRUNCATION_COUNTS}}
-
-
-def _stats(
-    stats: dict[str, _SourceStats], split_counts: dict[str, Counter], seconds: Counter
-) -> dict[str, Any]:
-    sources = {}
-    totals: Counter = Counter()
-    for name, s in stats.items():
-        c = s.counts
-        duplicates = sum(s.removed.get("exact_dedup", Counter()).values())
-        rejected = sum(sum(r.values()) for stage, r in s.removed.items() if stage != "exact_dedup")
-        accounting = {
-            "in": c["in"],
-            "kept": c["kept"],
-            "rejected": rejected,
-            "duplicates": duplicates,
-        }
-        if accounting["in"] != accounting["kept"] + rejected + duplicates:
-            raise RuntimeError(f"pair accounting does not close for source {name}: {accounting}")
-        totals.update(accounting)
-        sources[name] = {
-            "accounting": accounting,
-            "removed": {stage: dict(sorted(r.items())) for stage, r in s.removed.items()},
-            "pairs": {split: c[f"{split}_pairs"] for split in SPLITS},
-            "tokens": {split: c[f"{split}_tokens"] for split in SPLITS},
-            "dropped_turns": c["dropped_turns"],
-            **{k: c[k] for k in TRUNCATION_COUNTS},
-            "clean_changes": {
-                k.removeprefix("clean_"): v for k, v in sorted(c.items()) if k.startswith("clean_")
-            },
-        }
-    return {
-        "sources": sources,
-        "total": {k: totals[k] for k in ACCOUNTING},
-        "splits": {
-            s: {"pairs": split_counts[s]["pairs"], "tokens": split_counts[s]["tokens"]}
-            | {k: split_counts[s][k] for k in TRUNCATION_COUNTS}
-            for s in SPLITS
-        },
-        # the only part that differs between two runs of one build
-        "seconds": {k: round(v, 3) for k, v in seconds.items()},
-    }

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from ..config import _Strict
-from ..sft.config import SftSourceConfig
+from ..sft.config import ChatBuildConfig, ChatSourceConfig
 
 PREF_KINDS = ("dpo_zh", "ultrafeedback", "hh_rlhf")
 
 
-class PrefSourceConfig(SftSourceConfig):
+class PrefSourceConfig(ChatSourceConfig):
     """One preference dataset (cleaning, system prompt and held-out split as for SFT)."""
 
     kind: Literal["dpo_zh", "ultrafeedback", "hh_rlhf"] = Field(  # type: ignore[assignment]
@@ -26,13 +25,10 @@ class PrefSourceConfig(SftSourceConfig):
     )
 
 
-class PrefConfig(_Strict):
+class PrefConfig(ChatBuildConfig):
     """Everything that determines a preference build's output (and so its version id)."""
 
     name: str = Field("pref", description="Dataset name: the output goes to OUT/<name>/<version>/.")
-    tokenizer: str = Field(
-        "builtin:sample", description="Hub name, local directory, or builtin:<name>."
-    )
     template: Literal["tinylm", "chatml"] = Field(
         "tinylm", description="The chat template, as the SFT model was trained with."
     )
@@ -54,19 +50,8 @@ class PrefConfig(_Strict):
     seed: int = Field(0, description="Seed of the held-out split.")
     sources: list[PrefSourceConfig] = Field(min_length=1)
 
-    @field_validator("name")
-    @classmethod
-    def _name_is_a_label(cls, value: str) -> str:
-        if not value or any(c in value for c in "/\\ \t\n") or value.startswith("."):
-            raise ValueError(f"dataset name {value!r} must be a plain label")
-        return value
-
     @model_validator(mode="after")
-    def _consistent(self) -> PrefConfig:
-        names = [s.name for s in self.sources]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+    def _prompt_leaves_room(self) -> PrefConfig:
         if self.max_prompt_length is not None and self.max_prompt_length >= self.max_length:
             raise ValueError(
                 f"max_prompt_length ({self.max_prompt_length}) must be below max_length "

@@ -59,6 +59,18 @@ class PrefRecord:
         return self.conversation.id
 
     @property
+    def source(self) -> str:
+        return self.conversation.source
+
+    @property
+    def file(self) -> str:
+        return self.conversation.file
+
+    @property
+    def line(self) -> int | None:
+        return self.conversation.line
+
+    @property
     def chosen(self) -> str:
         return self.conversation.turns[-1][1]
 

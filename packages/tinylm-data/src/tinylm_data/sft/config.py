@@ -1,4 +1,9 @@
-"""The SFT build configuration (one YAML file), validated before any work starts."""
+"""The chat-data build configurations (one YAML file each), validated before any work starts.
+
+`ChatBuildConfig` and `ChatSourceConfig` hold what SFT and preference builds share; `SftConfig`
+adds packing, truncation and augmentation (`pref.config.PrefConfig` adds its prompt limit). A new
+optional section is one more field on the subclass.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,11 @@ SFT_DEFAULT_CLEAN = ("unicode",)
 """Only NFKC and invisible characters: whitespace is meaning in code answers and poems."""
 
 
-class SftSourceConfig(_Strict):
-    """One instruction dataset."""
+class ChatSourceConfig(_Strict):
+    """One dataset of a chat-data build (its `kind` names the reader: see the subclasses)."""
 
     name: str = Field(description="Label of the source: prefixes sample ids and keys the counts.")
-    kind: Literal["alpaca", "sharegpt", "messages"] = Field(
-        description="Which reader parses the files."
-    )
+    kind: str = Field(description="Which reader parses the files.")
     paths: list[str] = Field(
         min_length=1, description="Files or globs, relative to the config file."
     )
@@ -55,6 +58,14 @@ class SftSourceConfig(_Strict):
         return value
 
 
+class SftSourceConfig(ChatSourceConfig):
+    """One instruction dataset."""
+
+    kind: Literal["alpaca", "sharegpt", "messages"] = Field(  # type: ignore[assignment]
+        description="Which reader parses the files."
+    )
+
+
 class AugmentConfig(_Strict):
     """Random character deletion or repetition in user turns (training samples only)."""
 
@@ -65,16 +76,44 @@ class AugmentConfig(_Strict):
     )
 
 
-class SftConfig(_Strict):
-    """Everything that determines an SFT build's output (and so its version id)."""
+class ChatBuildConfig(_Strict):
+    """What every chat-data build has; each field is part of the output's version id."""
 
-    name: str = Field("sft", description="Dataset name: the output goes to OUT/<name>/<version>/.")
+    name: str = Field(description="Dataset name: the output goes to OUT/<name>/<version>/.")
     tokenizer: str = Field(
         "builtin:sample", description="Hub name, local directory, or builtin:<name>."
     )
     template: Literal["tinylm", "chatml"] = Field(
         "tinylm", description="tinylm (Human:/Assistant:, default for our models) or chatml."
     )
+    max_length: int = Field(2048, ge=16, le=1 << 20, description="Tokens per row.")
+    rows_per_shard: int = Field(8192, ge=1, description="Rows per Parquet shard.")
+    dedup: bool = Field(
+        True, description="Drop exact duplicate records (normalised text) across sources."
+    )
+    seed: int = Field(0, description="Seed of the held-out split (and of any augmentation).")
+    sources: list[ChatSourceConfig] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_label(cls, value: str) -> str:
+        if not value or any(c in value for c in "/\\ \t\n") or value.startswith("."):
+            raise ValueError(f"dataset name {value!r} must be a plain label")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_source_names(self) -> ChatBuildConfig:
+        names = [s.name for s in self.sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+class SftConfig(ChatBuildConfig):
+    """Everything that determines an SFT build's output (and so its version id)."""
+
+    name: str = Field("sft", description="Dataset name: the output goes to OUT/<name>/<version>/.")
     max_length: int = Field(
         2048, ge=16, le=1 << 20, description="Tokens per sample (8192 for long context)."
     )
@@ -87,25 +126,9 @@ class SftConfig(_Strict):
         description="Too long: keep the earliest exchanges, or the system prompt and the latest.",
     )
     bestfit_window: int = Field(8192, ge=1, description="Samples per best-fit-decreasing window.")
-    rows_per_shard: int = Field(8192, ge=1, description="Rows per Parquet shard.")
     dedup: bool = Field(
         True, description="Drop exact duplicate conversations (normalised text) across sources."
     )
     augment: AugmentConfig = AugmentConfig()
     seed: int = Field(0, description="Seed of the held-out split and the augmentation.")
     sources: list[SftSourceConfig] = Field(min_length=1)
-
-    @field_validator("name")
-    @classmethod
-    def _name_is_a_label(cls, value: str) -> str:
-        if not value or any(c in value for c in "/\\ \t\n") or value.startswith("."):
-            raise ValueError(f"dataset name {value!r} must be a plain label")
-        return value
-
-    @model_validator(mode="after")
-    def _unique_source_names(self) -> SftConfig:
-        names = [s.name for s in self.sources]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
-        return self
