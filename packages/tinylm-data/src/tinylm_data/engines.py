@@ -83,7 +83,7 @@ class LocalEngine:
         if self.workers > 1 and by_files:
             yield from _file_parallel(tasks, self.workers, progress, job)
             return
-        with job.runner(workers=self.workers) as runner:
+        with job.runner(workers=self.workers, owns_machine=True) as runner:
             for task in tasks:
                 yield runner.run(task)
                 progress.advance(task.size)

@@ -40,7 +40,13 @@ from .config import BuildConfig, SourceConfig
 from .document import Document, Rejection
 from .faults import crash_point
 from .readers import ReadCounts, Unit
-from .stage_one_worker import BatchResult, WorkerSetup, init_worker, process_batch
+from .stage_one_worker import (
+    BatchResult,
+    WorkerSetup,
+    init_worker,
+    process_batch,
+    tokenizer_threads,
+)
 from .stages import Stage
 from .steps import declared_token_columns
 
@@ -215,12 +221,14 @@ class StageOneJob:
     batch_size: int
     strict: bool
 
-    def runner(self, *, workers: int) -> TaskRunner:
+    def runner(self, *, workers: int, owns_machine: bool = False) -> TaskRunner:
+        """`owns_machine`: no other stage-1 process runs beside this runner's (see `TaskRunner`)."""
         return TaskRunner(
             self.config,
             self.setup,
             self.stage_dir,
             workers=workers,
+            tokenizer_threads=tokenizer_threads(workers) if owns_machine else 1,
             batch_size=self.batch_size,
             strict=self.strict,
             reader=TaskReader(self.config),
@@ -237,6 +245,7 @@ class TaskRunner:
         stage_dir: Path,
         *,
         workers: int,
+        tokenizer_threads: int = 1,
         batch_size: int,
         strict: bool,
         reader: Callable[..., Iterator[Document | Rejection]],
@@ -245,6 +254,7 @@ class TaskRunner:
         self.setup = setup
         self.stage_dir = stage_dir
         self.workers = workers
+        self.tokenizer_threads = tokenizer_threads
         self.batch_size = batch_size
         self.strict = strict
         self.reader = reader
@@ -255,10 +265,10 @@ class TaskRunner:
             import multiprocessing as mp
 
             self._pool = mp.get_context("fork").Pool(
-                self.workers, initializer=init_worker, initargs=(self.setup,)
+                self.workers, initializer=init_worker, initargs=(self.setup, self.tokenizer_threads)
             )
         else:
-            init_worker(self.setup)
+            init_worker(self.setup, self.tokenizer_threads)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -47,11 +47,26 @@ _START_ERROR: str | None = None
 _TEXT_KEPT = 0  # characters of each kept document's text that stay (for the quality scorers)
 
 
-def init_worker(setup: WorkerSetup) -> None:
+def tokenizer_threads(workers: int, cores: int | None = None) -> int:
+    """Threads the tokenizer of a runner with `workers` processes that owns the machine may use.
+
+    One in-process worker lets the Rust tokenizer use every core. A forked pool stays at one
+    thread per worker: the pool is the parallelism, and a worker forked from a process whose
+    tokenizer thread pool had started would inherit a pool without threads and hang (which is
+    why `tokenizers` turns its threads off after a fork). Token ids do not depend on the count.
+    """
+    if workers != 1:
+        return 1
+    return max(1, cores if cores is not None else (os.cpu_count() or 1))
+
+
+def init_worker(setup: WorkerSetup, threads: int = 1) -> None:
+    """Set up this process's step chain; its tokenizer may use `threads` threads."""
     global _CHAIN, _START_ERROR, _TEXT_KEPT
     _TEXT_KEPT = setup.config.quality.text_chars()
-    # The pool is the parallelism; nested tokenizer threads would oversubscribe the cores.
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
+    if threads > 1:  # read when the tokenizer's thread pool starts; a value the user set stays
+        os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
     try:
         fail_point("worker_start")
         _CHAIN = StepChain(
