@@ -36,6 +36,7 @@ from ..fingerprint import code_fingerprint, file_fingerprint, version_id
 from ..mixture import validation_coin
 from ..pack import make_packer
 from ..progress import Progress
+from ..rag.raft import ANSWER_DOES_NOT_FIT, RaftAttacher, squad_conversations
 from ..readers import expand_paths
 from ..textnorm import dedup_key
 from ..tokenizer import LoadedTokenizer
@@ -171,10 +172,17 @@ def run_sft_build(
     cleaners = [Cleaner(s.clean) for s in config.sources]
     seen: dict[bytes, str] = {}
     kept: list[_Kept] = []
+    gold: dict = {}  # squad sources: sample id -> gold context and answers (rag.raft)
     for index, path, display, _, size in files:
         source = config.sources[index]
-        for item in read_conversations(
-            source.kind, path, source=source.name, display_path=display, fields=source.fields
+        for item in (
+            squad_conversations(
+                path, source=source.name, display=display, articles=source.articles, table=gold
+            )
+            if source.kind == "squad"
+            else read_conversations(
+                source.kind, path, source=source.name, display_path=display, fields=source.fields
+            )
         ):
             stats[source.name].counts["in"] += 1
             if isinstance(item, Rejection):
@@ -248,6 +256,13 @@ def run_sft_build(
         for s in SPLITS
     }
     trainable = Counter()
+    attacher = None
+    if config.retrieval is not None:
+        from tinylm_shards.retrieval import RetrievalIndex
+
+        index_path = Path(config.retrieval.index)
+        index = RetrievalIndex.open(index_path if index_path.is_absolute() else base / index_path)
+        attacher = RaftAttacher(config.retrieval, index, config.seed, gold)
     for item in kept:
         conversation, source = item.conversation, config.sources[item.source_index]
         counts = stats[source.name].counts
@@ -255,7 +270,16 @@ def run_sft_build(
         if not item.validation and config.augment.enabled:
             conversation = _augment(conversation, config, counts)
         try:
-            encoded = encoder.encode(conversation)
+            if attacher is None:
+                encoded = encoder.encode(conversation)
+            else:
+                cleaner = cleaners[item.source_index]
+                attached = attacher.attach(
+                    conversation, encoder.encode, lambda t, c=cleaner: c(t)[0].strip()
+                )
+                if attached is None:
+                    raise EncodeError(ANSWER_DOES_NOT_FIT, "question and answer alone do not fit")
+                conversation, encoded = attached
         except EncodeError as exc:
             reject(
                 Rejection(
@@ -295,6 +319,8 @@ def run_sft_build(
     reject_files = rejects.close()
     pack_stats = {s: packers[s].stats.as_dict() for s in SPLITS}
     stats_data = _stats(config, stats, pack_stats, trainable, seconds)
+    if attacher is not None:
+        stats_data["retrieval"] = attacher.stats()
     if stats_data["total"]["kept"] == 0 and not allow_empty:
         shutil.rmtree(staging, ignore_errors=True)
         raise EmptySftBuild(
@@ -436,7 +462,7 @@ def _hold_out(config: SftConfig, kept: list[_Kept]) -> None:
         if source.heldout_share <= 0 or source.heldout_max == 0:
             continue
         coins = [
-            (validation_coin(k.conversation.id, config.seed), n)
+            (validation_coin(k.conversation.group or k.conversation.id, config.seed), n)
             for n, k in enumerate(kept)
             if k.source_index == index
         ]

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..config import _Strict
+from ..rag.raft import RetrievalConfig
 
 SFT_DEFAULT_CLEAN = ("unicode",)
 """Only NFKC and invisible characters: whitespace is meaning in code answers and poems."""
@@ -16,8 +17,8 @@ class SftSourceConfig(_Strict):
     """One instruction dataset."""
 
     name: str = Field(description="Label of the source: prefixes sample ids and keys the counts.")
-    kind: Literal["alpaca", "sharegpt", "messages"] = Field(
-        description="Which reader parses the files."
+    kind: Literal["alpaca", "sharegpt", "messages", "squad"] = Field(
+        description="Which reader parses the files (squad: SQuAD-layout questions; needs retrieval)."
     )
     paths: list[str] = Field(
         min_length=1, description="Files or globs, relative to the config file."
@@ -36,6 +37,9 @@ class SftSourceConfig(_Strict):
         0.01, ge=0, lt=1, description="Share held out (seeded hash of the id)."
     )
     heldout_max: int = Field(10_000, ge=0, description="At most this many held out per source.")
+    articles: str | None = Field(
+        None, description="squad: article slice START:STOP of the file (e.g. 0:800)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -94,6 +98,9 @@ class SftConfig(_Strict):
     augment: AugmentConfig = AugmentConfig()
     seed: int = Field(0, description="Seed of the held-out split and the augmentation.")
     sources: list[SftSourceConfig] = Field(min_length=1)
+    retrieval: RetrievalConfig | None = Field(
+        None, description="RAFT: retrieved passages in the user turn (tinylm_data.rag.raft)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -108,4 +115,6 @@ class SftConfig(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        if self.retrieval is None and any(s.kind == "squad" for s in self.sources):
+            raise ValueError("a squad source needs a retrieval section (its passages)")
         return self

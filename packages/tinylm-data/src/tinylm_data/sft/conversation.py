@@ -32,6 +32,8 @@ class Conversation:
     system: str | None = None
     file: str = ""
     line: int | None = None
+    group: str | None = None
+    """Samples of one group are held out together (a squad source: one context); default: id."""
 
     def messages(self) -> list[dict[str, str]]:
         """OpenAI-style messages, as `apply_chat_template` takes them."""
