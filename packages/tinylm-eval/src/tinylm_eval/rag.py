@@ -159,7 +159,7 @@ def evaluate_rag(
                 "context_id": record.context_id,
                 "question": record.question,
                 "answers": list(record.answers),
-                "retrieved": retrieved_ids[n],
+                "retrieved_ids": retrieved_ids[n],
                 "gold_retrieved": gold_found[n],
             }
             for setting in SETTINGS:
