@@ -66,6 +66,7 @@ def test_distractors_are_never_the_gold_passage_nor_a_near_copy_nor_hold_the_ans
             assert choice.passages[choice.gold_position] == GOLD.context
             positions.add(choice.gold_position)
     assert positions == {0, 1, 2, 3}  # shuffled: the gold passage is anywhere
+    assert choice.gold_bm25_rank == 1  # POOL[0] is the gold context
 
 
 def test_the_choice_depends_only_on_the_seeded_rng():
@@ -175,6 +176,7 @@ def test_a_raft_build_puts_passages_in_user_turns_and_counts_them(tmp_path):
     assert kept >= 4 and stats["squad_samples"] == kept
     assert stats["with_gold"] + stats["without_gold"] == kept
     assert sum(stats["gold_position"].values()) == stats["with_gold"]
+    assert sum(stats["gold_bm25_rank"].values()) == kept
     rows = list((result.out_dir / "shards").glob("*.parquet"))
     assert rows
     assert json.loads((result.out_dir / "stats.json").read_text())["retrieval"] == stats

@@ -121,6 +121,8 @@ class RaftChoice:
     passages: list[str]
     gold_position: int | None
     """Index of the gold passage in `passages`, None without one."""
+    gold_bm25_rank: int | None = None
+    """1-based rank of the first BM25 hit that is the gold passage (None: not in the candidates)."""
 
 
 def choose_passages(
@@ -134,12 +136,22 @@ def choose_passages(
     `gold_share` and distractors that are never a near copy of it."""
     with_gold = gold is not None and rng.random() < config.gold_share
     hits = list(retrieve(question, config.candidates))
+    gold_rank = None
     if gold is not None:
-        hits = [
-            h
+        near = [
+            holds_answer(h, gold.answers) or containment(h, gold.context) >= config.near_copy
             for h in hits
-            if not holds_answer(h, gold.answers) and containment(h, gold.context) < config.near_copy
         ]
+        gold_rank = next(
+            (
+                i + 1
+                for i, h in enumerate(hits)
+                if holds_answer(h, gold.answers)
+                and containment(h, gold.context) >= config.near_copy
+            ),
+            None,
+        )
+        hits = [h for h, is_near in zip(hits, near, strict=True) if not is_near]
     passages = hits[: config.k - with_gold]
     if with_gold:
         passages.append(gold.context)
@@ -147,7 +159,7 @@ def choose_passages(
     rng.shuffle(order)
     shuffled = [passages[i] for i in order]
     gold_position = order.index(len(passages) - 1) if with_gold else None
-    return RaftChoice(shuffled, gold_position)
+    return RaftChoice(shuffled, gold_position, gold_rank)
 
 
 def supporting_sentence(context: str, answer: str) -> str | None:
@@ -220,6 +232,7 @@ class RaftAttacher:
         self.config, self.index, self.seed, self.gold = config, index, seed, gold
         self.counts: Counter = Counter()
         self.gold_positions: Counter = Counter()
+        self.gold_ranks: Counter = Counter()
 
     def retrieve(self, query: str, n: int) -> list[str]:
         return [h.passage.text for h in self.index.search(query, n)]
@@ -278,6 +291,7 @@ class RaftAttacher:
         self.counts["passages"] += len(passages)
         self.counts["trimmed_samples"] += passages != choice.passages
         if gold is not None:
+            self.gold_ranks[choice.gold_bm25_rank or "not_retrieved"] += 1
             self.counts["with_gold" if position is not None else "without_gold"] += 1
             if position is not None:
                 self.gold_positions[position + 1] += 1
@@ -288,6 +302,9 @@ class RaftAttacher:
         return {
             **dict(sorted(self.counts.items())),
             "gold_position": {str(k): v for k, v in sorted(self.gold_positions.items())},
+            "gold_bm25_rank": {
+                str(k): v for k, v in sorted(self.gold_ranks.items(), key=lambda kv: str(kv[0]))
+            },
             "settings": self.config.model_dump(mode="json"),
         }
 
