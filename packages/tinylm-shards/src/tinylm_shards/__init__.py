@@ -34,6 +34,7 @@ from .manifest import (
 from .pairs import PairReader, PairWriter, PreferencePair, answer_mask, check_pair, truncate_pair
 from .reader import DatasetReader, ShardFile
 from .segments import IGNORE_INDEX, cu_seqlens, labels, position_ids, segment_bounds
+from .squad import SquadFileError, SquadRecord, squad_records
 from .verify import dataset_problems, shard_problems, verify_shards
 from .writer import PARQUET_OPTIONS, ROW_GROUP_SIZE, ShardWriter
 
@@ -60,6 +61,8 @@ __all__ = [
     "ShardFile",
     "ShardFormat",
     "ShardWriter",
+    "SquadFileError",
+    "SquadRecord",
     "__version__",
     "answer_mask",
     "atomic_path",
@@ -78,6 +81,7 @@ __all__ = [
     "segment_bounds",
     "sha256_file",
     "shard_problems",
+    "squad_records",
     "truncate_pair",
     "verify_shards",
     "write_manifest",

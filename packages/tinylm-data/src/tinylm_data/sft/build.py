@@ -22,6 +22,13 @@ from tinylm_shards import SFT_BLOCKS, ShardWriter, list_array, list_parts
 from ..clean import Cleaner
 from ..pack import make_packer
 from ..progress import Progress
+from ..rag.raft import (
+    ANSWER_DOES_NOT_FIT,
+    RETRIEVAL,
+    RaftAttacher,
+    retrieval_stats,
+    squad_conversations,
+)
 from .augment import augment_instruction
 from .builder import (
     SPLITS,
@@ -37,7 +44,7 @@ from .builder import (
 )
 from .config import SftConfig
 from .conversation import EMPTY_CONTENT, Conversation
-from .encode import ConversationEncoder
+from .encode import ConversationEncoder, EncodeError
 from .readers import read_conversations
 from .templates import TEMPLATES
 
@@ -55,7 +62,7 @@ def run_sft_build(
     config: SftConfig, base: Path, out_root: Path, progress: Progress | None = None, **options
 ) -> ChatResult:
     """`run_chat_build` of an SFT config (options: allow_empty, workers)."""
-    return run_chat_build(SftKind(config), base, out_root, progress, **options)
+    return run_chat_build(SftKind(config, base), base, out_root, progress, **options)
 
 
 class SftKind(ChatKind):
@@ -69,6 +76,34 @@ class SftKind(ChatKind):
         ("tokens", pa.list_(pa.int32())), ("loss_mask", pa.list_(pa.int8()))
     )
     config: SftConfig
+
+    def __init__(self, config: SftConfig, base: Path) -> None:
+        super().__init__(config)
+        self.base = base
+
+    def read(self, source, path: Path, display: str):
+        if source.kind == "squad":
+            return squad_conversations(
+                path, source=source.name, display=display, articles=source.articles
+            )
+        return super().read(source, path, display)
+
+    def index_path(self) -> Path:
+        index = Path(self.config.retrieval.index)
+        return index if index.is_absolute() else self.base / index
+
+    def extra_inputs(self, base: Path) -> list[dict[str, Any]]:
+        if self.config.retrieval is None:
+            return []
+        from tinylm_shards.retrieval import load_index_manifest
+
+        manifest = load_index_manifest(self.index_path())  # a missing index fails here
+        return [
+            {"source": RETRIEVAL, "file": self.config.retrieval.index, "content": manifest.version}
+        ]
+
+    def hold_out_key(self, record: Conversation) -> str:
+        return record.group or record.id
 
     def prepare(self, record: Conversation, cleaner: Cleaner, source):
         cleaned, changes = _clean(record, cleaner, source.system_prompt)
@@ -95,10 +130,27 @@ class SftKind(ChatKind):
             truncation=config.truncation,
         )
 
+        attacher = None
+        if config.retrieval is not None:
+            from tinylm_shards.retrieval import RetrievalIndex
+
+            index = RetrievalIndex.open(self.index_path())
+            attacher = RaftAttacher(config.retrieval, index, config.seed)
+            cleaners = {s.name: Cleaner(s.clean) for s in config.sources}
+
         def encode(conversation: Conversation, validation: bool, counts: Counter) -> dict:
             if not validation and config.augment.enabled:
                 conversation = _augment(conversation, config, counts)
-            encoded = encoder.encode(conversation)
+            if attacher is None:
+                encoded = encoder.encode(conversation)
+            else:
+                cleaner = cleaners[conversation.source]
+                attached = attacher.attach(
+                    conversation, encoder.encode, lambda t: cleaner(t)[0].strip(), counts
+                )
+                if attached is None:
+                    raise EncodeError(ANSWER_DOES_NOT_FIT, "question and answer alone do not fit")
+                conversation, encoded = attached
             split = SPLITS[validation]
             counts["kept"] += 1
             counts[f"{split}_samples"] += 1
@@ -180,7 +232,11 @@ class SftKind(ChatKind):
                 for split in SPLITS
             },
             "packing": {split: sinks[split].packer.stats.as_dict() for split in SPLITS},
-        }
+        } | (
+            {RETRIEVAL: retrieval_stats((s.counts for s in stats.values()), self.config.retrieval)}
+            if self.config.retrieval is not None
+            else {}
+        )
 
     def manifest_fields(self, stats_data, sinks, tokenizer: ChatTokenizer) -> dict[str, Any]:
         config, template = self.config, TEMPLATES[self.config.template]

@@ -76,6 +76,7 @@ RECORD_SCHEMA = pa.schema(
         ("ordinal", pa.int64()),  # position among the file's kept records
         ("id", pa.string()),
         ("key", pa.binary(16)),  # the exact-dedup key
+        ("group", pa.string()),  # held out together (`ChatKind.hold_out_key`)
         ("record", pa.string()),  # the cleaned record as JSON (`ChatKind.to_json`)
     ]
 )
@@ -183,6 +184,15 @@ class ChatKind:
 
     def dedup_text(self, record: Record) -> str:
         raise NotImplementedError
+
+    def extra_inputs(self, base: Path) -> list[dict[str, Any]]:
+        """Inputs besides the sources' files that the output depends on (their identities go
+        into the version id), checked before any work."""
+        return []
+
+    def hold_out_key(self, record: Record) -> str:
+        """Records with one key land on the same side of the held-out split."""
+        return record.id
 
     def to_json(self, record: Record) -> str:
         raise NotImplementedError
@@ -324,7 +334,9 @@ def run_chat_build(
     started = perf_counter()
     progress.stage("load tokenizer, hash inputs", None)
     tokenizer = ChatTokenizer(config.tokenizer, base, TEMPLATES[config.template])
-    inputs, config_data, code, version = _hash_inputs(config, base, tokenizer.sha256)
+    inputs, config_data, code, version = _hash_inputs(
+        config, base, tokenizer.sha256, kind.extra_inputs(base)
+    )
     dataset_dir = out_root / config.name
     out_dir = dataset_dir / version
     if (out_dir / "manifest.json").is_file():
@@ -355,7 +367,7 @@ def run_chat_build(
         (
             (f.source_index, sample_id, (f.index, ordinal))
             for f in inputs
-            for ordinal, sample_id in enumerate(_column(work.records(f), "id"))
+            for ordinal, sample_id in enumerate(_column(work.records(f), "group"))
         ),
     )
     encode_summaries, resumed_encode = _encode_files(
@@ -443,7 +455,9 @@ def run_chat_build(
     )
 
 
-def _hash_inputs(config: ChatBuildConfig, base: Path, tokenizer_sha256: str):
+def _hash_inputs(
+    config: ChatBuildConfig, base: Path, tokenizer_sha256: str, extra: list[dict[str, Any]]
+):
     """(input files, resolved config, code fingerprint, version id) of a chat-data build."""
     code = code_fingerprint()
     inputs: list[InputFile] = []
@@ -467,7 +481,8 @@ def _hash_inputs(config: ChatBuildConfig, base: Path, tokenizer_sha256: str):
                 "content": f.fingerprint,
             }
             for f in inputs
-        ],
+        ]
+        + extra,
         config=config_data,
         code_version=code,
         tokenizer_sha256=tokenizer_sha256,
@@ -637,7 +652,9 @@ class _FileReader:
                             )
                         )  # fmt: skip
                         continue
-                rows.append((record.id, key, self.kind.to_json(record)))
+                rows.append(
+                    (record.id, key, self.kind.hold_out_key(record), self.kind.to_json(record))
+                )
                 if len(rows) >= WORK_ROWS_PER_GROUP:
                     self._write_records(records, counts, rows)
                     rows = []
@@ -654,13 +671,14 @@ class _FileReader:
             return
         start = counts["read_records"]
         counts["read_records"] += len(rows)
-        ids, keys, texts = zip(*rows, strict=True)
+        ids, keys, groups, texts = zip(*rows, strict=True)
         writer.write(
             pa.Table.from_pydict(
                 {
                     "ordinal": pa.array(np.arange(start, start + len(rows), dtype=np.int64)),
                     "id": pa.array(ids, pa.string()),
                     "key": pa.array(keys, pa.binary(16)),
+                    "group": pa.array(groups, pa.string()),
                     "record": pa.array(texts, pa.string()),
                 },
                 schema=RECORD_SCHEMA,

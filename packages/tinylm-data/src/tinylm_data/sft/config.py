@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..config import _Strict
+from ..rag.raft import RetrievalConfig
 
 SFT_DEFAULT_CLEAN = ("unicode",)
 """Only NFKC and invisible characters: whitespace is meaning in code answers and poems."""
@@ -61,8 +62,11 @@ class ChatSourceConfig(_Strict):
 class SftSourceConfig(ChatSourceConfig):
     """One instruction dataset."""
 
-    kind: Literal["alpaca", "sharegpt", "messages"] = Field(  # type: ignore[assignment]
-        description="Which reader parses the files."
+    kind: Literal["alpaca", "sharegpt", "messages", "squad"] = Field(  # type: ignore[assignment]
+        description="Which reader parses the files (squad: SQuAD-layout questions; needs retrieval)."
+    )
+    articles: str | None = Field(
+        None, description="squad: article slice START:STOP of the file (e.g. 0:800)."
     )
 
 
@@ -132,3 +136,12 @@ class SftConfig(ChatBuildConfig):
     augment: AugmentConfig = AugmentConfig()
     seed: int = Field(0, description="Seed of the held-out split and the augmentation.")
     sources: list[SftSourceConfig] = Field(min_length=1)
+    retrieval: RetrievalConfig | None = Field(
+        None, description="RAFT: retrieved passages in the user turn (tinylm_data.rag.raft)."
+    )
+
+    @model_validator(mode="after")
+    def _squad_needs_retrieval(self) -> SftConfig:
+        if self.retrieval is None and any(s.kind == "squad" for s in self.sources):
+            raise ValueError("a squad source needs a retrieval section (its passages)")
+        return self

@@ -32,6 +32,10 @@ class Conversation:
     system: str | None = None
     file: str = ""
     line: int | None = None
+    group: str | None = None
+    """Samples of one group are held out together (a squad source: one context); default: id."""
+    evidence: dict | None = None
+    """A squad source: `{context, answers}` of the question, until passages are attached."""
 
     def messages(self) -> list[dict[str, str]]:
         """OpenAI-style messages, as `apply_chat_template` takes them."""
