@@ -96,7 +96,7 @@ def test_all_scores_the_three_benchmarks_of_an_exported_model(tiny_model_dir, tm
     assert json.loads((again / "summary.json").read_text())["benchmarks"] == benchmarks
 
 
-@pytest.mark.parametrize("command", [[], ["mmlu"], ["all"], ["ppl"]])
+@pytest.mark.parametrize("command", [[], ["mmlu"], ["all"], ["ppl"], ["rag"]])
 def test_help_starts_without_torch(command):
     code = (
         "import sys\n"
