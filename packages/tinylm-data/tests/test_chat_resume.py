@@ -135,7 +135,7 @@ def test_a_resume_reuses_the_finished_files_unchanged(tmp_path):
 
     SftKind.read = counting_read
     try:
-        result = run_chat_build(SftKind(config), base, out, workers=1)
+        result = run_chat_build(SftKind(config, base), base, out, workers=1)
     finally:
         SftKind.read = original
     assert result.resumed == {"read": 3, "encoded": 2}

@@ -102,7 +102,7 @@ def run_build_command(
     try:
         with _RichProgress(console) as progress:
             result = run_chat_build(
-                kind(cfg), base, out, progress, allow_empty=allow_empty,
+                kind(cfg, base), base, out, progress, allow_empty=allow_empty,
                 workers=workers or (os.cpu_count() or 1),
             )  # fmt: skip
     except ConfigError as exc:  # a tokenizer that cannot be found or fetched

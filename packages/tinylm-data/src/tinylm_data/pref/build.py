@@ -127,7 +127,7 @@ def run_pref_build(
     config: PrefConfig, base: Path, out_root: Path, progress: Progress | None = None, **options
 ) -> ChatResult:
     """`run_chat_build` of a preference config (options: allow_empty, workers)."""
-    return run_chat_build(PrefKind(config), base, out_root, progress, **options)
+    return run_chat_build(PrefKind(config, base), base, out_root, progress, **options)
 
 
 _INT_COLUMNS = ("prompt_truncated", "answer_truncated")

@@ -77,10 +77,6 @@ class SftKind(ChatKind):
     )
     config: SftConfig
 
-    def __init__(self, config: SftConfig, base: Path) -> None:
-        super().__init__(config)
-        self.base = base
-
     def read(self, source, path: Path, display: str):
         if source.kind == "squad":
             return squad_conversations(

@@ -152,8 +152,9 @@ class ChatKind:
     empty_error: ClassVar[type[EmptyChatBuild]] = EmptyChatBuild
     encoded_schema: ClassVar[pa.Schema]  # `id` and `validation` first, then the kind's columns
 
-    def __init__(self, config: ChatBuildConfig) -> None:
+    def __init__(self, config: ChatBuildConfig, base: Path) -> None:
         self.config = config
+        self.base = base  # the config file's directory: relative paths start there
 
     # Records in.
     reader: ClassVar[Callable[..., RecordStream]]
