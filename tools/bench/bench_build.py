@@ -255,15 +255,15 @@ def main() -> None:
         print(f"corpus: {len(texts):,} documents, {mb:.1f} MB of text, workers {args.workers}")
         tokenizer = LoadedTokenizer(args.tokenizer)
         n_docs = len(texts)
-        stages = per_stage(files, tokenizer.backend.to_str())
+        stages = per_stage(files, tokenizer.json)
         # The three runs alternate, each --repeat times, and each keeps its fastest time, so
         # a burst of load on a shared machine does not decide a ratio.
         bare_s = threaded_s = plain_s = build_s = float("inf")
         build_stages: dict[str, float] = {}
         for round_ in range(args.repeat):
-            seconds, tokens = bare_tokenize(texts, tokenizer.backend.to_str(), args.workers)
+            seconds, tokens = bare_tokenize(texts, tokenizer.json, args.workers)
             bare_s = min(bare_s, seconds)
-            seconds, _ = threaded_tokenize(files, tokenizer.backend.to_str())
+            seconds, _ = threaded_tokenize(files, tokenizer.json)
             threaded_s = min(threaded_s, seconds)
             for plain in (True, False):
                 out = work / f"out-{round_}"

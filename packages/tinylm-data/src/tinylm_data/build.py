@@ -220,7 +220,7 @@ def run_build(
         )
     setup = WorkerSetup(
         config=config,
-        tokenizer_json=tokenizer.backend.to_str(),
+        tokenizer_json=tokenizer.json,
         eos_id=tokenizer.info.eos_id,
         extra_steps=tuple(extra_steps),
     )

@@ -161,10 +161,13 @@ class LoadedTokenizer:
                 f"tokenizer {spec!r} has no EOS token; every document must end with one"
             )
         pad_id = self._token_id(config.get("pad_token"))
-        canonical = self.backend.to_str().encode()
+        # The canonical JSON, serialised once: it names the tokenizer in the manifest and is
+        # what build workers load (to_str of a large vocabulary costs a noticeable fraction of
+        # a second).
+        self.json: str = self.backend.to_str()
         self.info = TokenizerInfo(
             name=spec,
-            sha256=hashlib.sha256(canonical).hexdigest(),
+            sha256=hashlib.sha256(self.json.encode()).hexdigest(),
             vocab_size=self.backend.get_vocab_size(with_added_tokens=True),
             eos_id=eos_id,
             pad_id=eos_id if pad_id is None else pad_id,
