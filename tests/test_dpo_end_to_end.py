@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 from cli_run import run_cli as _run
+from cli_run import save_random_qwen2
 
 pytestmark = pytest.mark.slow  # builds, trains 30 small DPO steps, scores: three CLI processes
 
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory) -> Path:
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoTokenizer
 
     work = tmp_path_factory.mktemp("dpo-e2e")
     _run("tinylm-data", "pref", "build", "--source", "sample", "--out", "out", cwd=work)
@@ -26,18 +26,7 @@ def tuned(tmp_path_factory) -> Path:
     version = data / (data / "LATEST").read_text(encoding="utf-8").strip()
     tokenizer = AutoTokenizer.from_pretrained(version / "tokenizer")
 
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-    )
-    Qwen2ForCausalLM(config).save_pretrained(work / "base")
+    save_random_qwen2(work / "base", vocab_size=len(tokenizer))
     tokenizer.save_pretrained(work / "base")
     (work / "dpo.yaml").write_text(
         "output_dir: run\n"

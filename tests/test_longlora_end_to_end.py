@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cli_run import run_cli as _run
+from cli_run import save_random_qwen2
 
 pytestmark = pytest.mark.slow  # writes and builds the data, trains STEPS small steps, evaluates
 
@@ -56,9 +57,6 @@ def save_digit_tokenizer(out: Path) -> int:
 
 @pytest.fixture(scope="module")
 def passkey_model(tmp_path_factory) -> Path:
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     work = tmp_path_factory.mktemp("passkey-e2e")
     vocab = save_digit_tokenizer(work / "tokenizer")
     _run(
@@ -79,18 +77,7 @@ def passkey_model(tmp_path_factory) -> Path:
         encoding="utf-8",
     )
     _run("tinylm-data", "sft", "build", "--config", "sft.yaml", "--out", "out", cwd=work)
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=vocab,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-    )
-    Qwen2ForCausalLM(config).save_pretrained(work / "base")
+    save_random_qwen2(work / "base", vocab_size=vocab, max_position_embeddings=1024)
     (work / "train.yaml").write_text(
         "output_dir: run\n"
         "model: {init_from: base}\n"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from cli_run import run_cli as _run
+from cli_run import save_random_qwen2
 
 pytestmark = pytest.mark.slow  # index, build, 400 CPU training steps, three eval passes (~6 min)
 
@@ -77,9 +78,6 @@ def authored_facts(n: int, seed: int = 0) -> dict:
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict:
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     work = tmp_path_factory.mktemp("rag-e2e")
     (work / "facts.json").write_text(json.dumps(authored_facts(TRAIN + HELD_OUT)), "utf-8")
     (work / "index.yaml").write_text(
@@ -101,18 +99,7 @@ def results(tmp_path_factory) -> dict:
         encoding="utf-8",
     )
     _run("tinylm-data", "sft", "build", "--config", "sft.yaml", "--out", "out", cwd=work)
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=8000,
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-    )
-    Qwen2ForCausalLM(config).save_pretrained(work / "base")
+    save_random_qwen2(work / "base", vocab_size=8000, hidden_size=128)
     (work / "train.yaml").write_text(
         "output_dir: run\n"
         "model: {init_from: base}\n"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cli_run import run_cli as _run
+from cli_run import save_random_qwen2
 
 pytestmark = pytest.mark.slow  # builds, trains 150 small steps, chats (about a minute)
 
@@ -23,9 +24,6 @@ PAIRS = [
 
 @pytest.fixture(scope="module")
 def chat_model(tmp_path_factory) -> Path:
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     work = tmp_path_factory.mktemp("sft-e2e")
     records = [{"instruction": q, "input": "", "output": a} for q, a in PAIRS]
     (work / "pairs.json").write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
@@ -45,18 +43,7 @@ def chat_model(tmp_path_factory) -> Path:
     )
     _run("tinylm-data", "sft", "build", "--config", "sft.yaml", "--out", "out", cwd=work)
 
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=8000,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-    )
-    Qwen2ForCausalLM(config).save_pretrained(work / "base")
+    save_random_qwen2(work / "base", vocab_size=8000)
     (work / "train.yaml").write_text(
         "output_dir: run\n"
         "model: {init_from: base}\n"

@@ -147,18 +147,28 @@ class BuildConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique_source_names(self) -> BuildConfig:
-        names = [s.name for s in self.sources]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        unique_source_names(self.sources)
         return self
 
     @field_validator("name")
     @classmethod
     def _name_is_a_label(cls, value: str) -> str:
-        if not value or any(c in value for c in "/\\ \t\n") or value.startswith("."):
-            raise ValueError(f"dataset name {value!r} must be a plain label")
-        return value
+        return plain_label(value, "dataset name")
+
+
+def plain_label(value: str, what: str) -> str:
+    """`value` when it can name a directory (no slashes, spaces or leading dot), else ValueError."""
+    if not value or any(c in value for c in "/\\ \t\n") or value.startswith("."):
+        raise ValueError(f"{what} {value!r} must be a plain label")
+    return value
+
+
+def unique_source_names(sources) -> None:
+    """ValueError naming the source names that appear more than once."""
+    names = [s.name for s in sources]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
 
 
 _M = TypeVar("_M", bound=BaseModel)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..config import _Strict
+from ..config import _Strict, plain_label, unique_source_names
 from ..rag.raft import RetrievalConfig
 
 SFT_DEFAULT_CLEAN = ("unicode",)
@@ -101,16 +101,11 @@ class ChatBuildConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _name_is_a_label(cls, value: str) -> str:
-        if not value or any(c in value for c in "/\\ \t\n") or value.startswith("."):
-            raise ValueError(f"dataset name {value!r} must be a plain label")
-        return value
+        return plain_label(value, "dataset name")
 
     @model_validator(mode="after")
     def _unique_source_names(self) -> ChatBuildConfig:
-        names = [s.name for s in self.sources]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        unique_source_names(self.sources)
         return self
 
 
