@@ -139,6 +139,21 @@ def test_a_squad_source_needs_a_retrieval_section():
         SftConfig(sources=[source], retrieval={"index": "idx", "gold_share": 1.5})
 
 
+def test_a_missing_index_is_a_config_error_before_any_work(tmp_path):
+    from tinylm_data.config import ConfigError
+    from tinylm_data.sft.build import run_sft_build
+    from tinylm_data.sft.config import SftConfig
+
+    (tmp_path / "d.json").write_text('{"data": []}', encoding="utf-8")
+    config = SftConfig(
+        sources=[{"name": "drcd", "kind": "squad", "paths": ["d.json"]}],
+        retrieval={"index": "no-such-index"},
+    )
+    with pytest.raises(ConfigError, match="retrieval.index: .*no-such-index"):
+        run_sft_build(config, tmp_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_raft_build_puts_passages_in_user_turns_and_counts_them(tmp_path):
     import yaml
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 from tinylm_shards import SFT_BLOCKS, ShardWriter, list_array, list_parts
 
 from ..clean import Cleaner
+from ..config import ConfigError
 from ..pack import make_packer
 from ..progress import Progress
 from ..rag.raft import (
@@ -88,12 +89,16 @@ class SftKind(ChatKind):
         index = Path(self.config.retrieval.index)
         return index if index.is_absolute() else self.base / index
 
-    def extra_inputs(self, base: Path) -> list[dict[str, Any]]:
+    def extra_inputs(self) -> list[dict[str, Any]]:
         if self.config.retrieval is None:
             return []
+        from tinylm_shards import ShardError
         from tinylm_shards.retrieval import load_index_manifest
 
-        manifest = load_index_manifest(self.index_path())  # a missing index fails here
+        try:
+            manifest = load_index_manifest(self.index_path())
+        except ShardError as exc:  # before any work: the index is part of the config
+            raise ConfigError(f"retrieval.index: {exc}") from None
         return [
             {"source": RETRIEVAL, "file": self.config.retrieval.index, "content": manifest.version}
         ]

@@ -186,7 +186,7 @@ class ChatKind:
     def dedup_text(self, record: Record) -> str:
         raise NotImplementedError
 
-    def extra_inputs(self, base: Path) -> list[dict[str, Any]]:
+    def extra_inputs(self) -> list[dict[str, Any]]:
         """Inputs besides the sources' files that the output depends on (their identities go
         into the version id), checked before any work."""
         return []
@@ -336,7 +336,7 @@ def run_chat_build(
     progress.stage("load tokenizer, hash inputs", None)
     tokenizer = ChatTokenizer(config.tokenizer, base, TEMPLATES[config.template])
     inputs, config_data, code, version = _hash_inputs(
-        config, base, tokenizer.sha256, kind.extra_inputs(base)
+        config, base, tokenizer.sha256, kind.extra_inputs()
     )
     dataset_dir = out_root / config.name
     out_dir = dataset_dir / version
