@@ -121,9 +121,9 @@ class TokenizeStep(Step):
     stage = Stage.TOKENIZE
 
     def __init__(self, tokenizer_json: str, eos_id: int) -> None:
-        from tokenizers import Tokenizer
+        from .tokenizer import backend_of
 
-        self.tokenizer = Tokenizer.from_str(tokenizer_json)
+        self.tokenizer = backend_of(tokenizer_json)
         self.eos_id = eos_id
 
     def __call__(self, batch: Batch) -> tuple[Batch, list[Rejection]]:

@@ -165,6 +165,7 @@ class LoadedTokenizer:
         # what build workers load (to_str of a large vocabulary costs a noticeable fraction of
         # a second).
         self.json: str = self.backend.to_str()
+        _PARSED[self.json] = self.backend
         self.info = TokenizerInfo(
             name=spec,
             sha256=hashlib.sha256(self.json.encode()).hexdigest(),
@@ -275,6 +276,20 @@ def _cached_conversion(source: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return cached
+
+
+_PARSED: dict[str, Tokenizer] = {}
+"""Tokenizer JSON -> its parsed backend in this process. Build workers forked from the process that
+loaded the tokenizer find it here instead of parsing the JSON again (about a second each for a
+150k vocabulary); a spawned worker or a Spark executor parses it once."""
+
+
+def backend_of(tokenizer_json: str) -> Tokenizer:
+    """The tokenizer that `tokenizer_json` describes, parsed at most once per process."""
+    backend = _PARSED.get(tokenizer_json)
+    if backend is None:
+        backend = _PARSED[tokenizer_json] = Tokenizer.from_str(tokenizer_json)
+    return backend
 
 
 def encode_documents(backend: Tokenizer, texts: list[str], eos_id: int) -> list[np.ndarray]:
