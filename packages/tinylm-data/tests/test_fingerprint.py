@@ -42,3 +42,16 @@ def test_a_code_change_on_the_data_path_changes_the_code_version(tmp_path):
     assert changed != before
     (copy / "new_step.py").write_text("X = 1\n", encoding="utf-8")
     assert code_fingerprint(copy) != changed, "a new module is on the data path by default"
+
+
+def test_cached_syntax_digests_give_the_cold_fingerprint(tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYLM_CACHE", str(tmp_path / "cache"))
+    cold = code_fingerprint(PACKAGE)
+    cache = tmp_path / "cache" / "code-syntax.json"
+    assert cache.is_file()
+    assert code_fingerprint(PACKAGE) == cold, "a warm cache changes nothing"
+    copy = _copy(tmp_path)
+    _edit(copy / "pack.py", 'PACK_MODES = ("concat", "bestfit")', 'PACK_MODES = ("bestfit",)')
+    assert code_fingerprint(copy) != cold, "an edited module is parsed again, not looked up"
+    cache.write_text("{not json")
+    assert code_fingerprint(PACKAGE) == cold, "a damaged cache is only a slower start"

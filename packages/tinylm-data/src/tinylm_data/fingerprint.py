@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,8 @@ def code_fingerprint(package: Path | None = None) -> str:
     A code change that could change the output changes the version id, even between releases;
     each module is hashed as its syntax tree, so comments and formatting do not count, and the
     modules in `OFF_DATA_PATH` do not count at all. The shard bytes come from tinylm-shards, so
-    its version counts too.
+    its version counts too. Parsing every module costs most of a second, so the tree hash of each
+    module's exact bytes is cached (`syntax_digests`).
     """
     import tinylm_shards
 
@@ -54,13 +57,56 @@ def code_fingerprint(package: Path | None = None) -> str:
     package = package or Path(__file__).resolve().parent
     digest = xxhash.xxh3_64()
     digest.update(f"tinylm-shards {tinylm_shards.__version__}".encode())
-    for path in sorted(package.rglob("*.py")):
-        name = path.relative_to(package).as_posix()
-        if name in OFF_DATA_PATH:
-            continue
-        digest.update(name.encode())
-        digest.update(ast.dump(ast.parse(path.read_bytes(), filename=name)).encode())
+    with syntax_digests() as trees:
+        for path in sorted(package.rglob("*.py")):
+            name = path.relative_to(package).as_posix()
+            if name in OFF_DATA_PATH:
+                continue
+            digest.update(name.encode())
+            digest.update(trees.of(name, path.read_bytes()).encode())
     return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+class _SyntaxDigests:
+    """Module bytes -> hash of their syntax tree, remembered in a small JSON file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.known: dict[str, str] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.known = {}
+        self.used: dict[str, str] = {}
+
+    def of(self, name: str, source: bytes) -> str:
+        key = xxhash.xxh3_128_hexdigest(name.encode() + b"\0" + source)
+        tree = self.known.get(key)
+        if tree is None:
+            tree = xxhash.xxh3_128_hexdigest(ast.dump(ast.parse(source, filename=name)).encode())
+        self.used[key] = tree
+        return tree
+
+    def save(self) -> None:
+        """Keep the digests of the modules just hashed (a failed write only costs the next parse)."""
+        if self.used == self.known:
+            return
+        from .atomic import write_json
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(self.path, self.used)
+        except OSError:
+            pass
+
+
+@contextmanager
+def syntax_digests() -> Iterator[_SyntaxDigests]:
+    """The module syntax-tree digests cached under `$TINYLM_CACHE` (default ~/.cache/tinylm)."""
+    from .tokenizer import tokenizer_cache_dir
+
+    digests = _SyntaxDigests(tokenizer_cache_dir() / "code-syntax.json")
+    yield digests
+    digests.save()
 
 
 def version_id(
