@@ -108,16 +108,12 @@ def _fmt(value: float | None) -> str:
 
 
 def _histogram(values: np.ndarray, kept: np.ndarray, scorer: dict, source: str, path: Path) -> None:
-    import matplotlib
+    from ..plots import figure, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
     log = scorer["kind"] == "perplexity" and values.min() > 0
     data = np.log10(values) if log else values
     bins = np.histogram_bin_edges(data, bins=min(50, max(5, len(data) // 5)))
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = figure((7, 3.5))
     ax.hist(
         [data[kept], data[~kept]],
         bins=bins,
@@ -131,6 +127,4 @@ def _histogram(values: np.ndarray, kept: np.ndarray, scorer: dict, source: str, 
         f"{scorer['name']} on {source}: {len(values):,} documents, {int((~kept).sum()):,} dropped"
     )
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path)

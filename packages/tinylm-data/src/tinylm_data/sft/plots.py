@@ -6,13 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..plots import _pyplot
+from ..plots import figure, save
 
 
 def plot_sft(stats: dict, lengths: dict[str, list[int]], bins: np.ndarray, directory: Path) -> None:
-    plt = _pyplot()
-    directory.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = figure()
     labels = [f"<{b}" for b in bins[1:-1]] + [f">={bins[-2]}"]
     x = np.arange(len(labels))
     width = 0.8 / max(len(lengths), 1)
@@ -24,11 +22,9 @@ def plot_sft(stats: dict, lengths: dict[str, list[int]], bins: np.ndarray, direc
     ax.set_ylabel("samples")
     ax.set_title("Sample lengths")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(directory / "lengths.png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    save(fig, directory / "lengths.png")
 
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = figure()
     names = list(stats["sources"])
     parts = ("kept", "duplicates", "rejected")
     bottom = np.zeros(len(names))
@@ -39,6 +35,4 @@ def plot_sft(stats: dict, lengths: dict[str, list[int]], bins: np.ndarray, direc
     ax.set_ylabel("records")
     ax.set_title("Records per source: kept, duplicates, rejected")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(directory / "records.png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    save(fig, directory / "records.png")
