@@ -106,3 +106,16 @@ def test_before_write_runs_before_each_file(tmp_path):
     writer.add(_block([2, 0], [0, 2], ["b"]))
     writer.close()
     assert len(calls) == 2
+
+
+def test_an_error_writing_a_file_in_the_background_is_raised_by_the_writer(tmp_path):
+    def refuse_the_second():
+        if (tmp_path / "part-00000.parquet").is_file():
+            raise OSError("disk full")
+
+    writer = ShardWriter(tmp_path, rows_per_shard=1, before_write=refuse_the_second)
+    writer.add(_block([1, 0], [0, 2], ["a"]))
+    writer.add(_block([2, 0], [0, 2], ["b"]))  # the first file is written while this is added
+    with pytest.raises(OSError, match="disk full"):
+        writer.add(_block([3, 0], [0, 2], ["c"]))
+    assert [s["path"].rsplit("/", 1)[-1] for s in writer.shards] == ["part-00000.parquet"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -37,7 +38,10 @@ class ShardWriter:
     `token_columns` declares extra per-token columns (name -> Arrow value type, e.g.
     {"loss_mask": pa.int8()}); every block then carries each of them in its `token_columns`
     mapping, as long as its input_ids. Without them the files are exactly the packed-blocks schema.
-    `before_write` is called before each file is written (a fault-injection hook). Another row
+    `before_write` is called before each file is written (a fault-injection hook). A full file is
+    encoded and written on a background thread (Parquet's compression runs without the GIL) while
+    the caller goes on packing the next; at most one file is in flight, and an error in writing
+    it is raised by the next `add` that fills a file, or by `close`. Another row
     format (pairs.PairWriter) overrides `_check` and `_table`; buffering, file naming, atomic
     writing and the manifest entries are this class's.
     """
@@ -70,6 +74,8 @@ class ShardWriter:
         self.shards: list[dict] = []
         self._blocks: list[BlockLike] = []
         self._rows = 0
+        self._writing: Future | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
     def add(self, block: BlockLike) -> None:
         self._check(block)
@@ -80,6 +86,10 @@ class ShardWriter:
     def close(self) -> list[dict]:
         """Write what is buffered; the manifest entries of every file written."""
         self._flush()
+        self._wait()
+        if self._thread is not None:
+            self._thread.shutdown()
+            self._thread = None
         return self.shards
 
     def _check(self, block: BlockLike) -> None:
@@ -110,6 +120,18 @@ class ShardWriter:
         if not self._blocks:
             return
         rows, self._blocks = self._blocks, []
+        self._wait()
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
+        self._writing = self._thread.submit(self._write, rows)
+
+    def _wait(self) -> None:
+        """Let the file in flight finish; its error, if any, is raised here."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def _write(self, rows: list) -> None:
         table, tokens = self._table(rows)
         path = self.directory / f"part-{len(self.shards):05d}.parquet"
         if self.before_write is not None:
