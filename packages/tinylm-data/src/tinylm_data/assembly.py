@@ -360,13 +360,18 @@ class Assembly:
                             by_reason = removed[task.source].setdefault(rejection.stage, Counter())
                             by_reason[rejection.reason] += 1
                             rejects.add(rejection)
-                        for row in result.batch.rows:
-                            n = len(row.tokens)
-                            counts["kept"] += 1
-                            counts["tokens_kept"] += n
-                            histograms[task.source][
-                                np.searchsorted(LENGTH_BINS, n, "right") - 1
-                            ] += 1
+                        lengths = np.fromiter(
+                            (len(row.tokens) for row in result.batch.rows),
+                            dtype=np.int64,
+                            count=len(result.batch.rows),
+                        )
+                        counts["kept"] += len(lengths)
+                        counts["tokens_kept"] += int(lengths.sum())
+                        np.add.at(
+                            histograms[task.source],
+                            np.searchsorted(LENGTH_BINS, lengths, "right") - 1,
+                            1,
+                        )
                     start = perf_counter()
                     for row in result.batch.rows:
                         if row.validation:

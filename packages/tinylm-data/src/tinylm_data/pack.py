@@ -196,16 +196,17 @@ class ConcatPacker(Packer):
         self, doc_id: str, tokens: np.ndarray, columns: Mapping[str, np.ndarray] | None = None
     ) -> Iterator[Block]:
         document = self._piece(doc_id, tokens, columns)
+        builder = self._builder
         pieces = 0
         pos = 0
         while pos < len(tokens):
-            room = self.block_size - self._builder.fill
-            take = min(room, len(tokens) - pos)
-            self._builder.append(document.cut(pos, pos + take))
+            take = min(self.block_size - builder.fill, len(tokens) - pos)
+            # Most documents fit whole: no slice of the piece to make.
+            builder.append(document if take == len(tokens) else document.cut(pos, pos + take))
             pieces += 1
             pos += take
-            if self._builder.fill == self.block_size:
-                yield self._emit(self._builder.build(is_partial=False))
+            if builder.fill == self.block_size:
+                yield self._emit(builder.build(is_partial=False))
         self._count_document(pieces)
 
     def finish(self) -> Iterator[Block]:
