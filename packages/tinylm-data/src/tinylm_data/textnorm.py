@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import unicodedata
 import warnings
 from collections.abc import Iterator
@@ -25,10 +26,45 @@ _NOT_IN_WORDS_OR_BLOCKS = re.compile(r"[^\w+#&.%\-]{2,}")
 _EN_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 
 
+# Every ASCII character but letters and digits: bytes.translate deletes them at memory speed.
+_ASCII_NOT_ALNUM = bytes(b for b in range(128) if not chr(b).isalnum())
+
+CHINESE_FULL_WIDTH_PUNCTUATION = "，！？：；（）～…"
+"""The punctuation of Chinese prose that the `unicode` cleaning rule keeps full-width."""
+
+# Each of them as its NFKC form (ASCII: "，" -> ",", "…" -> "..."). Replacing a character by
+# its full compatibility decomposition leaves the NFKC of the text unchanged, and it lets
+# `unicodedata` answer at once on cleaned Chinese text, which is otherwise NFKC already.
+_FULL_WIDTH_FOLDS = tuple(
+    (mark, unicodedata.normalize("NFKC", mark)) for mark in CHINESE_FULL_WIDTH_PUNCTUATION
+)
+
+
+def fold_chinese_punctuation(text: str) -> str:
+    """`text` with the Chinese full-width punctuation as its NFKC form; `text` itself if none.
+
+    NFKC of the result equals NFKC of `text`, and the folded marks are ASCII that never
+    combines with a neighbour, so the text is NFKC exactly where its pieces between them are.
+    """
+    for mark, folded in _FULL_WIDTH_FOLDS:
+        if mark in text:
+            text = text.replace(mark, folded)
+    return text
+
+
 def normalise(text: str) -> str:
     """NFKC, casefold, then only letters, digits and Han characters remain."""
-    text = unicodedata.normalize("NFKC", text).casefold()
+    if text.isascii():  # NFKC leaves ASCII alone and casefold is lower()
+        return text.encode("ascii").translate(None, _ASCII_NOT_ALNUM).decode("ascii").lower()
+    text = unicodedata.normalize("NFKC", fold_chinese_punctuation(text)).casefold()
     return _NOT_WORD_CHAR.sub("", text)
+
+
+def alnum_count(text: str) -> int:
+    """How many letters, digits and Han characters (`[^\\W_]`) `text` holds."""
+    if text.isascii():
+        return len(text.encode("ascii").translate(None, _ASCII_NOT_ALNUM))
+    return len(_NOT_WORD_CHAR.sub("", text))
 
 
 def dedup_key(text: str) -> bytes:
@@ -45,6 +81,8 @@ def _jieba():
     # Imported and initialised on first use, quietly, once per process (jieba logs its
     # dictionary loading to stderr at DEBUG level otherwise).
     global _jieba_pid
+    if _jieba_pid == os.getpid():
+        return sys.modules["jieba"]
     with warnings.catch_warnings():
         # jieba 0.42 has invalid escape sequences that warn when its modules are compiled.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -93,7 +131,10 @@ def words(text: str, language: str) -> list[str]:
 # jieba cuts a text into blocks of these characters and segments each block on its own; any
 # other character is a token by itself. So a piece cut just after such a character is
 # segmented exactly as the same stretch of the whole text.
-_JIEBA_BLOCK_REVERSED = re.compile("[\u4e00-\u9fd5a-zA-Z0-9+#&._%\\-]*")
+_JIEBA_BLOCK_CHARS = "\u4e00-\u9fd5a-zA-Z0-9+#&._%\\-"
+_JIEBA_BLOCK_REVERSED = re.compile(f"[{_JIEBA_BLOCK_CHARS}]*")
+_JIEBA_BLOCK = re.compile(f"[{_JIEBA_BLOCK_CHARS}]+")
+_WORD_CHAR_OUTSIDE_BLOCKS = re.compile(f"[^\\W_{_JIEBA_BLOCK_CHARS}]")
 _FIRST_PIECE_CHARS = 256
 _MAX_PIECE_CHARS = 4096
 
@@ -120,6 +161,17 @@ def _pieces(text: str) -> Iterator[str]:
         size = min(size * 2, _MAX_PIECE_CHARS)
     if start < len(text):
         yield text[start:]
+
+
+def zh_words_lower_bound(text: str) -> int:
+    """At most the number of jieba words in `text` (`words(text, "zh")`), without jieba.
+
+    jieba segments each run of its block characters alone and yields every other character as
+    a token of its own, so each run holding a letter or digit gives at least one word, and
+    so does each letter, digit or Han character outside the runs.
+    """
+    runs = sum(1 for run in _JIEBA_BLOCK.findall(text) if _WORD_CHAR.search(run))
+    return runs + len(_WORD_CHAR_OUTSIDE_BLOCKS.findall(text))
 
 
 def count_zh_words(text: str, at_least: int) -> int:

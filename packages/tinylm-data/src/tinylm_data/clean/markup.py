@@ -227,7 +227,8 @@ def html(text: str) -> str:
 
 # Decorative CJK brackets: the characters go, the text inside stays. 《》 (book titles) and
 # 〈〉 carry meaning and are kept.
-_CJK_BRACKETS = re.compile("[【】「」『』]+")
+_CJK_BRACKET_CHARS = "【】「」『』"
+_CJK_BRACKETS = re.compile(f"[{_CJK_BRACKET_CHARS}]+")
 # An ASCII <...> pair whose inside does not start or end with a space, so comparisons such as
 # "a < b and c > d" and shifts such as "x << 2" survive. Bounded, single-line; doubled
 # brackets ("<<x>>") unwrap in one go.
@@ -241,7 +242,8 @@ _MAX_ANGLE_PASSES = 16
 
 def brackets(text: str) -> str:
     """Unwrap 【】「」『』 and <...>, keeping the inner text."""
-    text = _CJK_BRACKETS.sub("", text)
+    if any(bracket in text for bracket in _CJK_BRACKET_CHARS):  # faster than the regex scan
+        text = _CJK_BRACKETS.sub("", text)
     if "<" in text:
         for _ in range(_MAX_ANGLE_PASSES):
             text, count = _ANGLE_PAIR.subn(r"\1", text)

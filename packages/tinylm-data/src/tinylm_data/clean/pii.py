@@ -59,6 +59,8 @@ _MAX_INTERNATIONAL_DIGITS = 15
 _QQ = re.compile(
     r"(?=[Qq扣企])(?<![A-Za-z])(?:[Qq]{2}|扣扣|企鹅号)(?:号码|号|群号?)?\s*(?:[:：=]|是|为)?\s*[1-9]\d{4,10}(?![0-9])"
 )
+# Every match holds one of these (substring tests are far faster than the regex scan).
+_QQ_CUES = ("QQ", "qq", "Qq", "qQ", "扣扣", "企鹅号")
 
 
 _MAX_PASSES = 4
@@ -140,4 +142,6 @@ def phone(text: str, placeholder: str = "") -> str:
 
 def qq(text: str, placeholder: str = "") -> str:
     """Remove QQ numbers together with their cue ("QQ：12345678", "qq 12345", "扣扣 123456")."""
+    if not any(cue in text for cue in _QQ_CUES):
+        return text
     return _remove(_QQ, placeholder, text)

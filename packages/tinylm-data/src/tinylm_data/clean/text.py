@@ -7,6 +7,8 @@ import unicodedata
 
 import emoji as _emoji
 
+from ..textnorm import CHINESE_FULL_WIDTH_PUNCTUATION, fold_chinese_punctuation
+
 # --- emoji -------------------------------------------------------------------------------------
 
 # `emoji.replace_emoji` walks the string in Python (about 2 MB/s), so it only sees the runs of
@@ -72,25 +74,32 @@ def emoji(text: str) -> str:
 # --- unicode -----------------------------------------------------------------------------------
 
 # Every kind of line break becomes "\n".
-_LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_LINE_BREAK_CHARS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE_BREAKS = re.compile(f"\r\n|[{_LINE_BREAK_CHARS}]")
 # C0/C1 controls except \t and \n, zero-width and bidi format characters, soft hyphen, BOM,
 # interlinear annotation marks, and lone surrogates (they cannot be written as UTF-8).
-_INVISIBLE = re.compile(
-    "[\x00-\x08\x0e-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
-    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff]+"
+_INVISIBLE_CHARS = (
+    "\x00-\x08\x0e-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\ud800-\udfff"
 )
+_INVISIBLE = re.compile(f"[{_INVISIBLE_CHARS}]+")
+# One scan tells whether either substitution has anything to do.
+_BREAK_OR_INVISIBLE = re.compile(f"[{_LINE_BREAK_CHARS}{_INVISIBLE_CHARS}]")
 # NFKC folds full-width forms to ASCII. That is wanted for letters, digits and symbols
 # (Ａ１＠ -> A1@, so the PII rules see them) but not for the punctuation of Chinese prose:
 # ，！？：；（）～ would become ASCII and "……" would become "......". These stay as they are.
-_KEEP_FULL_WIDTH = "，！？：；（）～…"
+_KEEP_FULL_WIDTH = CHINESE_FULL_WIDTH_PUNCTUATION
 _KEPT_SPLIT = re.compile("([" + _KEEP_FULL_WIDTH + "]+)")
 
 
 def _nfkc(text: str) -> str:
     if unicodedata.is_normalized("NFKC", text):
         return text
-    if not any(c in text for c in _KEEP_FULL_WIDTH):
+    folded = fold_chinese_punctuation(text)
+    if folded is text:
         return unicodedata.normalize("NFKC", text)
+    if unicodedata.is_normalized("NFKC", folded):
+        return text  # every piece between the kept marks is NFKC already
     parts = _KEPT_SPLIT.split(text)
     # Odd positions are the kept punctuation runs.
     return "".join(
@@ -100,14 +109,12 @@ def _nfkc(text: str) -> str:
 
 def unicode(text: str) -> str:
     """NFKC (keeping Chinese full-width punctuation), drop control and zero-width characters."""
-    if text.isascii():
+    if _BREAK_OR_INVISIBLE.search(text):
         text = _LINE_BREAKS.sub("\n", text)
-        return _INVISIBLE.sub("", text)
-    text = _LINE_BREAKS.sub("\n", text)
-    # Removal comes first: a zero-width character between "e" and a combining accent would
-    # otherwise stop NFKC from composing them, and a second pass would change the text again.
-    text = _INVISIBLE.sub("", text)
-    return _nfkc(text)
+        # Removal comes before NFKC: a zero-width character between "e" and a combining accent
+        # would otherwise stop NFKC from composing them, and a second pass would change the text.
+        text = _INVISIBLE.sub("", text)
+    return text if text.isascii() else _nfkc(text)
 
 
 # --- punctuation runs --------------------------------------------------------------------------
@@ -115,7 +122,10 @@ def unicode(text: str) -> str:
 # Runs of the same sentence mark collapse to one: "！！！" -> "！", "??" -> "?", "，，" -> "，".
 # ASCII , ; : ~ - = * are left alone: "::" (C++), ";;" (for loops), ",," (CSV), "--" and "=="
 # (rules, markdown) are structure, not emphasis.
-_REPEATED_MARK = re.compile(r"([!?！？，。、；：～])\1+")
+_REPEATED_MARKS = "!?！？，。、；：～"
+_REPEATED_MARK = re.compile(f"([{_REPEATED_MARKS}])\\1+")
+# A run exists only where a mark follows itself: substring tests find that faster than the scan.
+_DOUBLED_MARKS = tuple(mark * 2 for mark in _REPEATED_MARKS)
 # Ellipses are kept but not stretched: four or more dots become "...", three or more "…"
 # become the Chinese ellipsis "……".
 _LONG_DOTS = re.compile(r"\.{4,}")
@@ -124,7 +134,8 @@ _LONG_ELLIPSIS = re.compile(r"…{3,}")
 
 def punctuation_runs(text: str) -> str:
     """Collapse runs of one repeated punctuation mark; keep "..." and "……"."""
-    text = _REPEATED_MARK.sub(r"\1", text)
+    if any(doubled in text for doubled in _DOUBLED_MARKS):
+        text = _REPEATED_MARK.sub(r"\1", text)
     if "...." in text:
         text = _LONG_DOTS.sub("...", text)
     if "………" in text:

@@ -26,6 +26,11 @@ _KANA_HANGUL = re.compile(
     "[\u3040-\u30fa\u30fc-\u30ff\u31f0-\u31ff\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]+"
 )
 _LATIN = re.compile("[A-Za-z\u00c0-\u024f]+")
+_ASCII_LETTER = re.compile("[A-Za-z]")
+
+
+# Every byte but A-Z and a-z: what is left of the UTF-8 bytes are the ASCII letters.
+_NOT_ASCII_LETTER_BYTES = bytes(b for b in range(256) if not (b < 128 and chr(b).isalpha()))
 
 
 def _count(pattern: re.Pattern[str], text: str) -> int:
@@ -39,6 +44,29 @@ def detect_language(text: str) -> Language:
     languages other than English also come out as "en": this picks filters, it is not langid.
     """
     sample = text[:SAMPLE_CHARS]
+    if sample.isascii():
+        # Every ASCII letter is Latin, and there is no Han, kana or hangul.
+        return "en" if _ASCII_LETTER.search(sample) else "other"
+    # Counting letters (a Unicode category test per character) is the slow part. Without kana
+    # or hangul, two cheap bounds on the letters usually decide: at least the ASCII letters
+    # (all Latin), at most the non-space characters.
+    if not _KANA_HANGUL.search(sample) and _LETTER.search(sample):
+        han = _count(_HAN, sample)
+        non_space = len("".join(sample.split()))
+        if han >= ZH_MIN_HAN_SHARE * non_space:
+            return "zh"
+        ascii_letters = len(
+            sample.encode("utf-8", "surrogatepass").translate(None, _NOT_ASCII_LETTER_BYTES)
+        )
+        if han < ZH_MIN_HAN_SHARE * ascii_letters and (
+            ascii_letters >= EN_MIN_LATIN_SHARE * non_space
+        ):
+            return "en"
+    return _guess_from_counts(sample)
+
+
+def _guess_from_counts(sample: str) -> Language:
+    """The definition: every share against the exact letter count."""
     letters = _count(_LETTER, sample)
     if letters == 0:
         return "other"
