@@ -20,9 +20,20 @@ def sample_config_path() -> Path:
 def build(
     config: Annotated[Path | None, typer.Option(help="Preference build config YAML.")] = None,
     source: Annotated[str | None, typer.Option(help="'sample': the embedded sample.")] = None,
-    out: Annotated[Path, typer.Option(help="Output root: writes OUT/<name>/<version>/.")] = Path(
-        "out"
-    ),
+    out: Annotated[
+        str,
+        typer.Option(
+            help="Output root: writes OUT/<name>/<version>/; a directory or an fsspec URL "
+            "(s3://, gs://, hdfs://, abfs://)."
+        ),
+    ] = "out",
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="With a URL --out: the local root the build works and resumes in before it "
+            "publishes (default: ~/.cache/tinylm-data/work)."
+        ),
+    ] = None,
     template: Annotated[str | None, typer.Option(help="tinylm or chatml.")] = None,
     max_length: Annotated[int | None, typer.Option(help="Tokens of prompt + answer.")] = None,
     tokenizer: Annotated[
@@ -46,6 +57,7 @@ def build(
     run_build_command(
         PrefKind, PrefConfig, sample_config_path(), source, config, out, options, set_,
         allow_empty=allow_empty, workers=workers, verbose=verbose, summary=_print_summary,
+        work_dir=work_dir,
     )  # fmt: skip
 
 
@@ -86,7 +98,7 @@ def _print_summary(console, result) -> None:
             if removed
             else ""
         )
-        + f"\noutput: {result.out_dir}  (stats.json, rejects/, plots/, tokenizer/ beside the manifest)"
+        + f"\noutput: {result.published or result.out_dir}  (stats.json, rejects/, plots/, tokenizer/ beside the manifest)"
     )
 
 

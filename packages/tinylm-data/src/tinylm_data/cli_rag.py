@@ -21,9 +21,20 @@ def sample_config_path() -> Path:
 def index(
     config: Annotated[Path | None, typer.Option(help="Index config YAML.")] = None,
     source: Annotated[str | None, typer.Option(help="'sample': the embedded sample.")] = None,
-    out: Annotated[Path, typer.Option(help="Output root: writes OUT/<name>/<version>/.")] = Path(
-        "out"
-    ),
+    out: Annotated[
+        str,
+        typer.Option(
+            help="Output root: writes OUT/<name>/<version>/; a directory or an fsspec URL "
+            "(s3://, gs://, hdfs://, abfs://)."
+        ),
+    ] = "out",
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="With a URL --out: the local root the build works and resumes in before it "
+            "publishes (default: ~/.cache/tinylm-data/work)."
+        ),
+    ] = None,
     set_: Annotated[
         list[str], typer.Option("--set", help="Any config field: dotted.key=value.")
     ] = [],  # noqa: B006
@@ -33,6 +44,7 @@ def index(
     from .cli import _console, _RichProgress, _setup_logging
     from .cli_sft import resolve_chat_config
     from .config import ConfigError, parse_override
+    from .publish import PublishError, resolve_out
     from .rag.config import RagIndexConfig
 
     _setup_logging(verbose)
@@ -43,6 +55,7 @@ def index(
         cfg, base = resolve_chat_config(
             RagIndexConfig, sample_config_path(), source, config, overrides
         )
+        out_root, publish_to = resolve_out(out, work_dir, cfg.name)
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -53,8 +66,8 @@ def index(
 
     try:
         with _RichProgress(console) as progress:
-            result = run_rag_index(cfg, base, out, progress)
-    except (EmptyIndexError, FileNotFoundError, SquadFileError, ShardError) as exc:
+            result = run_rag_index(cfg, base, out_root, progress, publish_to=publish_to)
+    except (EmptyIndexError, FileNotFoundError, SquadFileError, ShardError, PublishError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     _print_summary(console, result)
@@ -88,7 +101,7 @@ def _print_summary(console, result) -> None:
             f"recall@20 {quality['recall@20']}, MRR@20 {quality['mrr@20']} "
             f"(skipped: {', '.join(f'{k} {v}' for k, v in quality['skipped'].items())})"
         )
-    lines.append(f"output: {result.out_dir}  (stats.json beside the manifest)")
+    lines.append(f"output: {result.published or result.out_dir}  (stats.json beside the manifest)")
     console.print("\n".join(lines))
 
 
