@@ -158,19 +158,23 @@ def test_an_unwritable_url_or_a_work_dir_without_a_url_is_a_config_error(tmp_pat
     assert not (tmp_path / "o").exists()
 
 
-def test_the_cli_publishes_the_sample_like_a_local_build(sample_build, tmp_path, tinylm_data):
+def test_the_cli_publishes_like_a_local_build(tiny_corpus, tmp_path):
     url = f"local://{tmp_path}/bucket"
-    result = tinylm_data(
-        "build", "--source", "sample", "--out", url, "--work-dir", str(tmp_path / "work")
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    dataset = tmp_path / "bucket" / "sample"
+    work = tmp_path / "work"
+    args = ["build", "--config", str(tiny_corpus), "--workers", "1", "--out"]
+    result = _cli(*args, url, "--work-dir", str(work))
+    assert result.exit_code == 0, result.output
+    dataset = tmp_path / "bucket" / "tiny"
     version = (dataset / "LATEST").read_text().strip()
-    assert f"output: {url}/sample/{version}" in result.stderr
+    assert f"output: {url}/tiny/{version}" in " ".join(result.output.split())
+    assert not (work / "tiny" / version).exists()
+    assert _cli(*args, str(tmp_path / "plain")).exit_code == 0
     arrived = _local_files(dataset / version)
-    local = _local_files(sample_build / "sample" / version)
+    local = _local_files(tmp_path / "plain" / "tiny" / version)
     assert _without_timings(arrived.pop("stats.json")) == _without_timings(local.pop("stats.json"))
     assert arrived == local
+    again = _cli(*args, url, "--work-dir", str(tmp_path / "other-work"))
+    assert again.exit_code == 0 and "(already built)" in again.output
 
 
 def test_sft_build_publishes_through_the_same_path(tmp_path, memory):
@@ -190,3 +194,18 @@ def test_sft_build_publishes_through_the_same_path(tmp_path, memory):
     assert not (tmp_path / "work" / config.name / version).exists()
     again = run_sft_build(config, path.parent, tmp_path / "other", publish_to=remote)
     assert again.reused and again.manifest == result.manifest
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tokenizer", "train", "--source", "sample"],
+        ["quality", "train", "--positive", "a.txt", "--negative", "b.txt"],
+    ],
+)
+def test_commands_that_write_a_local_directory_refuse_a_url_out(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _cli(*args, "--out", "s3://bucket/models")
+    assert result.exit_code == 2, result.output
+    assert "--out 's3://bucket/models': a local directory only" in result.output
+    assert list(tmp_path.iterdir()) == []

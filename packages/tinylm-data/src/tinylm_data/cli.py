@@ -487,7 +487,8 @@ def inspect(
 @tokenizer_app.command("train")
 def tokenizer_train(
     out: Annotated[
-        Path, typer.Option(help="Directory to save the tokenizer in (transformers layout).")
+        str,
+        typer.Option(help="Directory to save the tokenizer in (transformers layout; local)."),
     ],
     source: Annotated[
         str | None, typer.Option(help="'sample' to train on the embedded sample.")
@@ -502,12 +503,14 @@ def tokenizer_train(
 ) -> None:
     """Train a byte-level BPE on a corpus (the sample's tokenizer is made this way)."""
     from .config import ConfigError
+    from .publish import local_out
     from .tokenizer import save_trained_tokenizer, train_bpe_tokenizer
     from .training_text import cleaned_texts
 
     _setup_logging(False)
     console = _console()
     try:
+        out_dir = local_out(out, "tokenizer train")
         cfg, base = _resolve_config(source, config, [], {})
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -521,7 +524,7 @@ def tokenizer_train(
 
     with console.status("training BPE…"):
         trained = train_bpe_tokenizer(texts(), vocab_size=vocab_size, min_frequency=min_frequency)
-    save_trained_tokenizer(trained, out)
+    save_trained_tokenizer(trained, out_dir)
     console.print(
-        f"trained on {counter['docs']:,} documents: vocab {trained.get_vocab_size():,} → {out}"
+        f"trained on {counter['docs']:,} documents: vocab {trained.get_vocab_size():,} → {out_dir}"
     )

@@ -64,7 +64,7 @@ class RemoteRoot:
         """Write and delete a small file under URL/<name>/: a `ConfigError` if that fails."""
         probe = f"{self.path}/{name}/.write-check-{uuid.uuid4().hex}"
         try:
-            self.fs.makedirs(f"{self.path}/{name}", exist_ok=True)
+            self._make_dirs([f"{self.path}/{name}"])
             self.fs.pipe_file(probe, b"")
             self.fs.rm_file(probe)
         except Exception as exc:  # why: each file system raises its own (OSError, botocore, ...)
@@ -127,10 +127,16 @@ class RemoteRoot:
     def _put(self, local: Path, target: str, relative: list[str]) -> None:
         if not relative:
             return
-        for parent in sorted({f"{target}/{r}".rsplit("/", 1)[0] for r in relative}):
-            self.fs.makedirs(parent, exist_ok=True)
+        self._make_dirs(sorted({f"{target}/{r}".rsplit("/", 1)[0] for r in relative}))
         # one call with lists: asynchronous file systems (s3, gcs, abfs) send them concurrently
         self.fs.put([str(local / r) for r in relative], [f"{target}/{r}" for r in relative])
+
+    def _make_dirs(self, directories: list[str]) -> None:
+        # why: object stores (s3fs, gcsfs, adlfs: the asynchronous ones) need no directories,
+        # and their makedirs would create a bucket that is missing instead of failing
+        if not self.fs.async_impl:
+            for directory in directories:
+                self.fs.makedirs(directory, exist_ok=True)
 
     def _verify(self, target: str, wanted: dict[str, int]) -> None:
         arrived = self._sizes(target)
@@ -162,6 +168,18 @@ def resolve_out(out: str, work_dir: Path | None, name: str) -> tuple[Path, Remot
     remote = RemoteRoot.of(target)  # type: ignore[arg-type]
     remote.check_writable(name)
     return (work_dir or default_work_root()), remote
+
+
+def local_out(out: str, command: str) -> Path:
+    """`--out` of a command that writes a local directory only; a `ConfigError` for a URL
+    (rather than a directory named `s3:`)."""
+    target = as_input(out)
+    if is_url(target):
+        raise ConfigError(
+            f"{command} --out {out!r}: a local directory only (URL outputs are for build, "
+            "sft build, pref build and rag index)"
+        )
+    return target  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
