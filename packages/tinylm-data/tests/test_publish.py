@@ -209,3 +209,52 @@ def test_commands_that_write_a_local_directory_refuse_a_url_out(args, tmp_path, 
     assert result.exit_code == 2, result.output
     assert "--out 's3://bucket/models': a local directory only" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_rag_index_publishes_through_the_same_path(tmp_path, memory):
+    from tinylm_data.cli_rag import sample_config_path
+    from tinylm_data.config import parse_model
+    from tinylm_data.rag.build import run_rag_index
+    from tinylm_data.rag.config import RagIndexConfig
+
+    path = sample_config_path()
+    config = parse_model(RagIndexConfig, load_config_file(path))
+    remote = RemoteRoot.of("memory://indexes")
+    result = run_rag_index(config, path.parent, tmp_path / "work", publish_to=remote)
+    version = result.manifest.version
+    assert result.published == f"memory://indexes/{config.name}/{version}"
+    at_url = _url_files(f"memory://indexes/{config.name}")
+    assert at_url.pop("LATEST") == f"{version}\n".encode()
+    assert {f"{version}/manifest.json", f"{version}/stats.json"} <= set(at_url)
+    assert json.loads(at_url[f"{version}/stats.json"]) == result.stats
+    assert not (tmp_path / "work" / config.name / version).exists()
+
+
+@pytest.mark.slow
+def test_a_build_killed_during_the_upload_finishes_it_without_rebuilding(tiny_corpus, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    url = f"local://{tmp_path}/bucket"
+    command = [sys.executable, "-m", "tinylm_data", "build", "--config", str(tiny_corpus)]
+    command += ["--workers", "1", "--out", url, "--work-dir", str(tmp_path / "work")]
+    killed = subprocess.run(
+        command,
+        env={**os.environ, "TINYLM_DATA_CRASH_AT": "publish:1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-4000:]
+    dataset = tmp_path / "bucket" / "tiny"
+    assert not (dataset / "LATEST").exists() and not list(dataset.glob("*/manifest.json"))
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert "is already built; publishing it" in " ".join(resumed.stderr.split())
+    version = (dataset / "LATEST").read_text().strip()
+    assert (dataset / version / "manifest.json").is_file()
+    assert not (tmp_path / "work" / "tiny" / version).exists()
+    assert not list((tmp_path / "work" / "tiny").glob(".work-*"))
