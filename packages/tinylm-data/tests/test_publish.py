@@ -258,3 +258,26 @@ def test_a_build_killed_during_the_upload_finishes_it_without_rebuilding(tiny_co
     assert (dataset / version / "manifest.json").is_file()
     assert not (tmp_path / "work" / "tiny" / version).exists()
     assert not list((tmp_path / "work" / "tiny").glob(".work-*"))
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_on_a_local_master_publishes_from_the_default_work_root(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    url = f"local://{tmp_path}/bucket"
+    result = _cli(
+        "build", "--config", str(tiny_corpus), "--engine", "spark", "--spark-master", "local[2]",
+        "--out", url,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cache" / "tinylm-data" / "work" / "tiny" / ".stage1").is_dir()
+    plain = _build(tiny_corpus, tmp_path / "plain", None)
+    version = plain.manifest["version"]
+    assert (tmp_path / "bucket" / "tiny" / "LATEST").read_text() == f"{version}\n"
+    arrived = _local_files(tmp_path / "bucket" / "tiny" / version)
+    local = _local_files(plain.out_dir)
+    assert sorted(arrived) == sorted(local)
+    del arrived["stats.json"], local["stats.json"]
+    assert arrived == local
