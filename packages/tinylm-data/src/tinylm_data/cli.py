@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from .cli_out import OutRoot, WorkDir
+
 app = typer.Typer(
     help="TinyLM data pipeline: raw corpora to versioned Parquet shards of packed token blocks.",
     no_args_is_help=True,
@@ -97,20 +99,8 @@ def build(
     input: Annotated[
         list[str], typer.Option("--input", help="Input files/globs (repeatable).")
     ] = [],  # noqa: B006
-    out: Annotated[
-        str,
-        typer.Option(
-            help="Output root: writes OUT/<name>/<version>/; a directory or an fsspec URL "
-            "(s3://, gs://, hdfs://, abfs://)."
-        ),
-    ] = "out",
-    work_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="With a URL --out: the local root the build works and resumes in before it "
-            "publishes (default: ~/.cache/tinylm-data/work)."
-        ),
-    ] = None,
+    out: OutRoot = "out",
+    work_dir: WorkDir = None,
     name: Annotated[str | None, typer.Option(help="Dataset name.")] = None,
     tokenizer: Annotated[
         str | None, typer.Option(help="Hub name, directory or builtin:<name>.")

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from .cli_out import OutRoot, WorkDir
+
 pref_app = typer.Typer(help="Preference-pair (DPO) data.", no_args_is_help=True)
 
 
@@ -20,20 +22,8 @@ def sample_config_path() -> Path:
 def build(
     config: Annotated[Path | None, typer.Option(help="Preference build config YAML.")] = None,
     source: Annotated[str | None, typer.Option(help="'sample': the embedded sample.")] = None,
-    out: Annotated[
-        str,
-        typer.Option(
-            help="Output root: writes OUT/<name>/<version>/; a directory or an fsspec URL "
-            "(s3://, gs://, hdfs://, abfs://)."
-        ),
-    ] = "out",
-    work_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="With a URL --out: the local root the build works and resumes in before it "
-            "publishes (default: ~/.cache/tinylm-data/work)."
-        ),
-    ] = None,
+    out: OutRoot = "out",
+    work_dir: WorkDir = None,
     template: Annotated[str | None, typer.Option(help="tinylm or chatml.")] = None,
     max_length: Annotated[int | None, typer.Option(help="Tokens of prompt + answer.")] = None,
     tokenizer: Annotated[

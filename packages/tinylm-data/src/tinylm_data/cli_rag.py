@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from .cli_out import OutRoot, WorkDir
+
 rag_app = typer.Typer(help="Retrieval: a BM25 passage index.", no_args_is_help=True)
 
 
@@ -21,20 +23,8 @@ def sample_config_path() -> Path:
 def index(
     config: Annotated[Path | None, typer.Option(help="Index config YAML.")] = None,
     source: Annotated[str | None, typer.Option(help="'sample': the embedded sample.")] = None,
-    out: Annotated[
-        str,
-        typer.Option(
-            help="Output root: writes OUT/<name>/<version>/; a directory or an fsspec URL "
-            "(s3://, gs://, hdfs://, abfs://)."
-        ),
-    ] = "out",
-    work_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="With a URL --out: the local root the build works and resumes in before it "
-            "publishes (default: ~/.cache/tinylm-data/work)."
-        ),
-    ] = None,
+    out: OutRoot = "out",
+    work_dir: WorkDir = None,
     set_: Annotated[
         list[str], typer.Option("--set", help="Any config field: dotted.key=value.")
     ] = [],  # noqa: B006

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from .cli_out import OutRoot, WorkDir
+
 sft_app = typer.Typer(help="Instruction-tuning (SFT) data.", no_args_is_help=True)
 
 
@@ -47,20 +49,8 @@ def resolve_chat_config(
 def build(
     config: Annotated[Path | None, typer.Option(help="SFT build config YAML.")] = None,
     source: Annotated[str | None, typer.Option(help="'sample': the embedded sample.")] = None,
-    out: Annotated[
-        str,
-        typer.Option(
-            help="Output root: writes OUT/<name>/<version>/; a directory or an fsspec URL "
-            "(s3://, gs://, hdfs://, abfs://)."
-        ),
-    ] = "out",
-    work_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="With a URL --out: the local root the build works and resumes in before it "
-            "publishes (default: ~/.cache/tinylm-data/work)."
-        ),
-    ] = None,
+    out: OutRoot = "out",
+    work_dir: WorkDir = None,
     template: Annotated[str | None, typer.Option(help="tinylm or chatml.")] = None,
     max_length: Annotated[int | None, typer.Option(help="Tokens per sample.")] = None,
     pack_mode: Annotated[str | None, typer.Option(help="bestfit or none.")] = None,
