@@ -3,6 +3,8 @@
 Output: OUT/<name>/<version>/ appears in one rename once complete, then OUT/<name>/LATEST points
 at it. Intermediate work lives in OUT/<name>/.work-<version>/ and survives a killed run, so a
 rerun with the same inputs and configuration (hence the same version) continues where it stopped.
+With `BuildOptions.publish_to` (a URL `--out`), OUT is the local work root and the finished
+version is then published to the URL (`publish`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .build_stats import build_stats
 from .config import BuildConfig
 from .fingerprint import code_fingerprint, file_fingerprint, version_id
 from .progress import Progress
+from .publish import RemoteRoot, finished_version, publish_version
 from .quality.scoring import ScoringPlan
 from .readers.storage import input_size
 from .stage_one import StageOneJob, Task, load_finished, stage_one_identity, task_key
@@ -51,6 +54,9 @@ class BuildOptions:
     parallel_over: str = "auto"
     # A build that keeps no document is refused unless this is set.
     allow_empty: bool = False
+    # Where the finished version is published (a URL `--out`); `out_root` is then the local
+    # work root. Check it with `RemoteRoot.check_writable` before building (the CLI does).
+    publish_to: RemoteRoot | None = None
 
 
 class EmptyBuildError(RuntimeError):
@@ -64,6 +70,7 @@ class BuildResult:
     stats: dict[str, Any]
     reused: bool = False
     stage_one_reused: int = 0  # input files whose stage-1 results an earlier build left
+    published: str | None = None  # the version's URL when it was published there
 
 
 STAGE_ONE_DIR = ".stage1"
@@ -186,17 +193,11 @@ def run_build(
     )
     dataset_dir = options.out_root / config.name
     out_dir = dataset_dir / version
-    if (out_dir / "manifest.json").is_file():
-        import json
-
-        logger.info("%s is already built; nothing to do", out_dir)
-        write_text(dataset_dir / "LATEST", version + "\n")
-        return BuildResult(
-            out_dir,
-            json.loads((out_dir / "manifest.json").read_text()),
-            json.loads((out_dir / "stats.json").read_text()),
-            reused=True,
-        )
+    done = finished_version(dataset_dir, version, options.publish_to, keep_local=options.keep_work)
+    if done is not None:
+        if done.url is not None and not options.keep_work:  # an upload this run finished
+            shutil.rmtree(dataset_dir / f".work-{version}", ignore_errors=True)
+        return BuildResult(out_dir, done.manifest, done.stats, reused=True, published=done.url)
     work_dir = dataset_dir / f".work-{version}"
     stage_dir = dataset_dir / STAGE_ONE_DIR
     stale = remove_temporaries(work_dir) + remove_temporaries(stage_dir)
@@ -313,10 +314,13 @@ def run_build(
     manifest = write_manifest(staging, manifest_fields).raw
     os.replace(staging, out_dir)
     write_text(dataset_dir / "LATEST", version + "\n")
+    url = publish_version(dataset_dir, version, options.publish_to, keep_local=options.keep_work)
     if not options.keep_work:
         shutil.rmtree(work_dir, ignore_errors=True)
         _keep_only(stage_dir, {t.key for t in tasks})
-    return BuildResult(out_dir, manifest, stats, stage_one_reused=len(tasks) - len(todo))
+    return BuildResult(
+        out_dir, manifest, stats, stage_one_reused=len(tasks) - len(todo), published=url
+    )
 
 
 def _keep_only(stage_dir: Path, stems: set[str]) -> None:

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from .cli_out import OutRoot, WorkDir
+
 app = typer.Typer(
     help="TinyLM data pipeline: raw corpora to versioned Parquet shards of packed token blocks.",
     no_args_is_help=True,
@@ -97,9 +99,8 @@ def build(
     input: Annotated[
         list[str], typer.Option("--input", help="Input files/globs (repeatable).")
     ] = [],  # noqa: B006
-    out: Annotated[Path, typer.Option(help="Output root: writes OUT/<name>/<version>/.")] = Path(
-        "out"
-    ),
+    out: OutRoot = "out",
+    work_dir: WorkDir = None,
     name: Annotated[str | None, typer.Option(help="Dataset name.")] = None,
     tokenizer: Annotated[
         str | None, typer.Option(help="Hub name, directory or builtin:<name>.")
@@ -138,6 +139,7 @@ def build(
 ) -> None:
     """Build a dataset: read, clean, filter, dedup, tokenize, pack, write shards + manifest."""
     from .config import ConfigError, parse_override
+    from .publish import resolve_out
 
     _setup_logging(verbose)
     console = _console()
@@ -157,11 +159,13 @@ def build(
             src, _, w = item.partition("=")
             overrides[f"sources.{src}.weight"] = parse_override(f"w={w}")[1]
         cfg, base = _resolve_config(source, config, input, overrides)
+        out_root, publish_to = resolve_out(out, work_dir, cfg.name)
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     from .build import BuildOptions, EmptyBuildError, run_build
     from .engines import PARALLEL_OVER, LocalEngine
+    from .publish import PublishError
     from .spark_engine import SparkUnavailable, spark_engine
     from .stage_one import StrictModeError
     from .stage_one_worker import WorkerStartError
@@ -173,12 +177,13 @@ def build(
         console.print(f"[red]error:[/red] unknown engine {engine!r}: choose local or spark")
         raise typer.Exit(2)
     options = BuildOptions(
-        out_root=out,
+        out_root=out_root,
         workers=workers or (os.cpu_count() or 1),
         parallel_over=parallel_over,
         strict=strict,
         keep_work=keep_work,
         allow_empty=allow_empty,
+        publish_to=publish_to,
     )
     try:
         if engine == "local":
@@ -187,8 +192,10 @@ def build(
                     cfg, base, options, progress, engine=LocalEngine(options.workers, parallel_over)
                 )
         else:
-            with spark_engine(spark_master) as spark, _RichProgress(console) as progress:
-                result = run_build(cfg, base, options, progress, engine=spark)
+            with spark_engine(spark_master) as spark:
+                _check_spark_work_dir(spark, publish_to, work_dir)
+                with _RichProgress(console) as progress:
+                    result = run_build(cfg, base, options, progress, engine=spark)
     except ConfigError as exc:  # a tokenizer that cannot be found or fetched
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -198,10 +205,24 @@ def build(
         FileNotFoundError,
         WorkerStartError,
         SparkUnavailable,
+        PublishError,
     ) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     _print_summary(console, result)
+
+
+def _check_spark_work_dir(spark, publish_to, work_dir: Path | None) -> None:
+    """A URL --out on a Spark cluster needs a --work-dir its executors see (stage 1 writes
+    there); the default, a local cache directory, only does for a local master."""
+    from .config import ConfigError
+
+    master = spark.spark.sparkContext.master
+    if publish_to is not None and work_dir is None and not master.startswith("local"):
+        raise ConfigError(
+            f"--out {publish_to.url} on Spark master {master}: give --work-dir on storage "
+            "the driver and every executor see at the same path (stage 1 writes there)"
+        )
 
 
 class _RichProgress:
@@ -293,7 +314,8 @@ def _print_summary(console, result) -> None:
             f"quality: {q['name']} removed {q['removed']:,} of {q['judged']:,} ({q['rule_text']})\n"
             for q in stats.get("quality", {}).get("scorers", [])
         )
-        + f"output: {result.out_dir}  (stats.json, rejects/, plots/ beside the manifest)"
+        + f"output: {result.published or result.out_dir}  (stats.json, rejects/, plots/ beside "
+        "the manifest)"
     )
 
 
@@ -455,7 +477,8 @@ def inspect(
 @tokenizer_app.command("train")
 def tokenizer_train(
     out: Annotated[
-        Path, typer.Option(help="Directory to save the tokenizer in (transformers layout).")
+        str,
+        typer.Option(help="Directory to save the tokenizer in (transformers layout; local)."),
     ],
     source: Annotated[
         str | None, typer.Option(help="'sample' to train on the embedded sample.")
@@ -470,12 +493,14 @@ def tokenizer_train(
 ) -> None:
     """Train a byte-level BPE on a corpus (the sample's tokenizer is made this way)."""
     from .config import ConfigError
+    from .publish import local_out
     from .tokenizer import save_trained_tokenizer, train_bpe_tokenizer
     from .training_text import cleaned_texts
 
     _setup_logging(False)
     console = _console()
     try:
+        out_dir = local_out(out, "tokenizer train")
         cfg, base = _resolve_config(source, config, [], {})
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -489,7 +514,7 @@ def tokenizer_train(
 
     with console.status("training BPE…"):
         trained = train_bpe_tokenizer(texts(), vocab_size=vocab_size, min_frequency=min_frequency)
-    save_trained_tokenizer(trained, out)
+    save_trained_tokenizer(trained, out_dir)
     console.print(
-        f"trained on {counter['docs']:,} documents: vocab {trained.get_vocab_size():,} → {out}"
+        f"trained on {counter['docs']:,} documents: vocab {trained.get_vocab_size():,} → {out_dir}"
     )

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from .cli_out import OutRoot, WorkDir
+
 pref_app = typer.Typer(help="Preference-pair (DPO) data.", no_args_is_help=True)
 
 
@@ -20,9 +22,8 @@ def sample_config_path() -> Path:
 def build(
     config: Annotated[Path | None, typer.Option(help="Preference build config YAML.")] = None,
     source: Annotated[str | None, typer.Option(help="'sample': the embedded sample.")] = None,
-    out: Annotated[Path, typer.Option(help="Output root: writes OUT/<name>/<version>/.")] = Path(
-        "out"
-    ),
+    out: OutRoot = "out",
+    work_dir: WorkDir = None,
     template: Annotated[str | None, typer.Option(help="tinylm or chatml.")] = None,
     max_length: Annotated[int | None, typer.Option(help="Tokens of prompt + answer.")] = None,
     tokenizer: Annotated[
@@ -46,6 +47,7 @@ def build(
     run_build_command(
         PrefKind, PrefConfig, sample_config_path(), source, config, out, options, set_,
         allow_empty=allow_empty, workers=workers, verbose=verbose, summary=_print_summary,
+        work_dir=work_dir,
     )  # fmt: skip
 
 
@@ -86,7 +88,7 @@ def _print_summary(console, result) -> None:
             if removed
             else ""
         )
-        + f"\noutput: {result.out_dir}  (stats.json, rejects/, plots/, tokenizer/ beside the manifest)"
+        + f"\noutput: {result.published or result.out_dir}  (stats.json, rejects/, plots/, tokenizer/ beside the manifest)"
     )
 
 

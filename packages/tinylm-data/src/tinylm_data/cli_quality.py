@@ -56,7 +56,9 @@ def train(
     negative: Annotated[
         list[str], typer.Option(help="Files/globs of low-quality text (repeatable).")
     ],
-    out: Annotated[Path, typer.Option(help="Directory for model.bin and training.json.")],
+    out: Annotated[
+        str, typer.Option(help="Directory for model.bin and training.json (a local path).")
+    ],
     kind: Annotated[
         str, typer.Option(help="Reader of the files; auto: by extension (txt, json(l), parquet).")
     ] = "auto",
@@ -69,10 +71,17 @@ def train(
     valid_share: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.1,
 ) -> None:
     """Train a fastText classifier (positive: __label__hq), DCLM / FineWeb-Edu style."""
+    from .config import ConfigError
+    from .publish import local_out
     from .quality.classifier import TrainSettings, train_classifier
 
     console = _console()
     counts = {"files": 0, "rejected": 0}
+    try:
+        out_dir = local_out(out, "quality train")
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     try:
         pos = _texts(positive, kind, text_field, counts)
         neg = _texts(negative, kind, text_field, counts)
@@ -80,7 +89,7 @@ def train(
             stats = train_classifier(
                 pos,
                 neg,
-                out,
+                out_dir,
                 TrainSettings(
                     epochs=epochs,
                     lr=lr,
@@ -99,7 +108,7 @@ def train(
         f"({counts['rejected']} unreadable record(s) skipped); held out {stats['valid']:,}: "
         f"accuracy {c['accuracy']:.3f}, precision {c['precision']:.3f}, recall {c['recall']:.3f} "
         f"(tp {c['tp']}, fp {c['fp']}, fn {c['fn']}, tn {c['tn']})\n"
-        f"model: {out / 'model.bin'}  stats: {out / 'training.json'}"
+        f"model: {out_dir / 'model.bin'}  stats: {out_dir / 'training.json'}"
     )
 
 

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
+from .cli_out import OutRoot, WorkDir
+
 rag_app = typer.Typer(help="Retrieval: a BM25 passage index.", no_args_is_help=True)
 
 
@@ -21,9 +23,8 @@ def sample_config_path() -> Path:
 def index(
     config: Annotated[Path | None, typer.Option(help="Index config YAML.")] = None,
     source: Annotated[str | None, typer.Option(help="'sample': the embedded sample.")] = None,
-    out: Annotated[Path, typer.Option(help="Output root: writes OUT/<name>/<version>/.")] = Path(
-        "out"
-    ),
+    out: OutRoot = "out",
+    work_dir: WorkDir = None,
     set_: Annotated[
         list[str], typer.Option("--set", help="Any config field: dotted.key=value.")
     ] = [],  # noqa: B006
@@ -33,6 +34,7 @@ def index(
     from .cli import _console, _RichProgress, _setup_logging
     from .cli_sft import resolve_chat_config
     from .config import ConfigError, parse_override
+    from .publish import PublishError, resolve_out
     from .rag.config import RagIndexConfig
 
     _setup_logging(verbose)
@@ -43,6 +45,7 @@ def index(
         cfg, base = resolve_chat_config(
             RagIndexConfig, sample_config_path(), source, config, overrides
         )
+        out_root, publish_to = resolve_out(out, work_dir, cfg.name)
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -53,8 +56,8 @@ def index(
 
     try:
         with _RichProgress(console) as progress:
-            result = run_rag_index(cfg, base, out, progress)
-    except (EmptyIndexError, FileNotFoundError, SquadFileError, ShardError) as exc:
+            result = run_rag_index(cfg, base, out_root, progress, publish_to=publish_to)
+    except (EmptyIndexError, FileNotFoundError, SquadFileError, ShardError, PublishError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     _print_summary(console, result)
@@ -88,7 +91,7 @@ def _print_summary(console, result) -> None:
             f"recall@20 {quality['recall@20']}, MRR@20 {quality['mrr@20']} "
             f"(skipped: {', '.join(f'{k} {v}' for k, v in quality['skipped'].items())})"
         )
-    lines.append(f"output: {result.out_dir}  (stats.json beside the manifest)")
+    lines.append(f"output: {result.published or result.out_dir}  (stats.json beside the manifest)")
     console.print("\n".join(lines))
 
 

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from .cli_out import OutRoot, WorkDir
+
 sft_app = typer.Typer(help="Instruction-tuning (SFT) data.", no_args_is_help=True)
 
 
@@ -47,9 +49,8 @@ def resolve_chat_config(
 def build(
     config: Annotated[Path | None, typer.Option(help="SFT build config YAML.")] = None,
     source: Annotated[str | None, typer.Option(help="'sample': the embedded sample.")] = None,
-    out: Annotated[Path, typer.Option(help="Output root: writes OUT/<name>/<version>/.")] = Path(
-        "out"
-    ),
+    out: OutRoot = "out",
+    work_dir: WorkDir = None,
     template: Annotated[str | None, typer.Option(help="tinylm or chatml.")] = None,
     max_length: Annotated[int | None, typer.Option(help="Tokens per sample.")] = None,
     pack_mode: Annotated[str | None, typer.Option(help="bestfit or none.")] = None,
@@ -73,13 +74,13 @@ def build(
     run_build_command(
         SftKind, SftConfig, sample_config_path(), source, config, out,
         {**options, "tokenizer": tokenizer}, set_, allow_empty=allow_empty, workers=workers,
-        verbose=verbose, summary=_print_summary,
+        verbose=verbose, summary=_print_summary, work_dir=work_dir,
     )  # fmt: skip
 
 
 def run_build_command(
-    kind, model, sample: Path, source, config, out: Path, options: dict[str, Any], set_: list[str],
-    *, allow_empty: bool, workers: int, verbose: bool, summary,
+    kind, model, sample: Path, source, config, out: str, options: dict[str, Any], set_: list[str],
+    *, allow_empty: bool, workers: int, verbose: bool, summary, work_dir: Path | None = None,
 ) -> None:  # fmt: skip
     """The one shape of `sft build` and `pref build`: config (exit 2 on a mistake), the build
     with progress (exit 1 when nothing is kept), then the kind's summary."""
@@ -87,6 +88,7 @@ def run_build_command(
 
     from .cli import _console, _RichProgress, _setup_logging
     from .config import ConfigError, parse_override
+    from .publish import PublishError, resolve_out
 
     _setup_logging(verbose)
     console = _console()
@@ -94,6 +96,7 @@ def run_build_command(
         overrides: dict[str, Any] = dict(parse_override(item) for item in set_)
         overrides.update({k: v for k, v in options.items() if v is not None})
         cfg, base = resolve_chat_config(model, sample, source, config, overrides)
+        out_root, publish_to = resolve_out(out, work_dir, cfg.name)
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -102,13 +105,13 @@ def run_build_command(
     try:
         with _RichProgress(console) as progress:
             result = run_chat_build(
-                kind(cfg, base), base, out, progress, allow_empty=allow_empty,
-                workers=workers or (os.cpu_count() or 1),
+                kind(cfg, base), base, out_root, progress, allow_empty=allow_empty,
+                workers=workers or (os.cpu_count() or 1), publish_to=publish_to,
             )  # fmt: skip
     except ConfigError as exc:  # a tokenizer that cannot be found or fetched
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    except (EmptyChatBuild, FileNotFoundError) as exc:
+    except (EmptyChatBuild, FileNotFoundError, PublishError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     summary(console, result)
@@ -159,5 +162,5 @@ def _print_summary(console, result) -> None:
         f"trainable tokens: {sft['trainable_tokens']['train']:,} train, "
         f"{sft['trainable_tokens']['validation']:,} validation"
         + (f"\nadded special tokens to the tokenizer: {', '.join(added)}" if added else "")
-        + f"\noutput: {result.out_dir}  (stats.json, rejects/, plots/, tokenizer/ beside the manifest)"
+        + f"\noutput: {result.published or result.out_dir}  (stats.json, rejects/, plots/, tokenizer/ beside the manifest)"
     )

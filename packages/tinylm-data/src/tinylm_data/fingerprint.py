@@ -23,18 +23,21 @@ def file_fingerprint(path: Path | str, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-# Modules that never change what a build writes: the command line, downloads, inspection and the
-# tokenizer-training corpus. Every other module is on the data path (a new one is, by default).
+# Modules that never change what a build writes: the command line, downloads, inspection, the
+# tokenizer-training corpus and publishing to a URL (where, not what). Every other module is on
+# the data path (a new one is, by default).
 OFF_DATA_PATH = frozenset(
     {
         "__main__.py",
         "cli.py",
         "cli_download.py",
+        "cli_out.py",
         "cli_sft.py",
         "cli_quality.py",
         "quality/report.py",
         "download.py",
         "inspect_dataset.py",
+        "publish.py",
         "spark_submit.py",
         "training_text.py",
     }

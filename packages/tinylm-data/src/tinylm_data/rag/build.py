@@ -19,6 +19,7 @@ from .. import __version__
 from ..clean import Cleaner, default_rules
 from ..document import Rejection
 from ..progress import Progress
+from ..publish import RemoteRoot, publish_version
 from ..readers import expand_paths, read_documents
 from ..textnorm import dedup_key
 from .chunking import chunk_spans
@@ -74,6 +75,7 @@ class Corpus:
 class RagIndexResult:
     manifest: IndexManifest
     stats: dict[str, Any]
+    published: str | None = None  # the index's URL when it was published there
 
     @property
     def out_dir(self) -> Path:
@@ -152,9 +154,15 @@ def collect_passages(cfg: RagIndexConfig, base: Path, progress: Progress) -> Cor
 
 
 def run_rag_index(
-    cfg: RagIndexConfig, base: Path, out: Path, progress: Progress | None = None
+    cfg: RagIndexConfig,
+    base: Path,
+    out: Path,
+    progress: Progress | None = None,
+    *,
+    publish_to: RemoteRoot | None = None,
 ) -> RagIndexResult:
-    """Build and publish OUT/<name>/<version>/ (manifest, passages, BM25), stats.json beside it."""
+    """Build and publish OUT/<name>/<version>/ (manifest, passages, BM25), stats.json beside it;
+    with `publish_to`, OUT is the local work root and the index is then published there."""
     progress = progress or Progress()
     started = time.perf_counter()
     corpus = collect_passages(cfg, base, progress)
@@ -193,4 +201,5 @@ def run_rag_index(
     }
     with atomic_path(manifest.root / STATS) as tmp:
         tmp.write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return RagIndexResult(manifest, stats)
+    url = publish_version(out / cfg.name, manifest.version, publish_to)
+    return RagIndexResult(manifest, stats, url)

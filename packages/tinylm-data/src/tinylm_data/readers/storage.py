@@ -52,7 +52,9 @@ def is_url(path: InputPath) -> bool:
     return isinstance(path, str)
 
 
-def _filesystem(url: str):
+def url_filesystem(url: str, *, role: str = "input"):
+    """(fsspec file system, path inside it) of `url`; `MissingFilesystem` naming the package to
+    install when fsspec cannot load it (`role` says what the URL is for: input, --out)."""
     scheme = _SCHEME.match(url).group(1).lower()  # type: ignore[union-attr]
     import fsspec
 
@@ -61,15 +63,15 @@ def _filesystem(url: str):
     except ImportError as exc:
         package = FILESYSTEM_PACKAGES.get(scheme, "the fsspec implementation for it")
         raise MissingFilesystem(
-            f"input {url!r} needs {package} installed ({scheme}:// through fsspec: {exc})"
+            f"{role} {url!r} needs {package} installed ({scheme}:// through fsspec: {exc})"
         ) from None
     except ValueError as exc:  # a protocol fsspec does not know
-        raise MissingFilesystem(f"input {url!r}: {exc}") from None
+        raise MissingFilesystem(f"{role} {url!r}: {exc}") from None
 
 
 def expand_url(pattern: str) -> list[str]:
     """The files a URL (or URL glob) names, as URLs, sorted."""
-    fs, path = _filesystem(pattern)
+    fs, path = url_filesystem(pattern)
     candidates = fs.glob(path) if _GLOB.search(path) else ([path] if fs.exists(path) else [])
     return sorted(fs.unstrip_protocol(p) for p in candidates if fs.isfile(p))
 
@@ -88,14 +90,14 @@ def input_is_file(path: InputPath) -> bool:
         import os
 
         return Path(path).is_file() and os.access(path, os.R_OK)
-    fs, inner = _filesystem(path)
+    fs, inner = url_filesystem(path)
     return fs.isfile(inner)
 
 
 def input_size(path: InputPath) -> int:
     if not is_url(path):
         return Path(path).stat().st_size
-    fs, inner = _filesystem(path)
+    fs, inner = url_filesystem(path)
     return int(fs.size(inner))
 
 

@@ -53,6 +53,7 @@ from ..faults import crash_point
 from ..fingerprint import code_fingerprint, file_fingerprint, version_id
 from ..mixture import validation_coin
 from ..progress import Progress
+from ..publish import RemoteRoot, finished_version, publish_version
 from ..readers import expand_paths
 from ..stage_one import bounded_ordered_map
 from ..textnorm import dedup_key
@@ -112,6 +113,7 @@ class ChatResult:
     stats: dict[str, Any]
     reused: bool = False
     resumed: dict[str, int] = field(default_factory=dict)  # {"read": files, "encoded": files}
+    published: str | None = None  # the version's URL when it was published there
 
 
 @dataclass
@@ -328,6 +330,7 @@ def run_chat_build(
     *,
     allow_empty: bool = False,
     workers: int = 1,
+    publish_to: RemoteRoot | None = None,
 ) -> ChatResult:
     config = kind.config
     progress = progress or Progress()
@@ -340,13 +343,11 @@ def run_chat_build(
     )
     dataset_dir = out_root / config.name
     out_dir = dataset_dir / version
-    if (out_dir / "manifest.json").is_file():
-        logger.info("%s is already built; nothing to do", out_dir)
-        write_text(dataset_dir / "LATEST", version + "\n")
-        manifest, stats = (
-            json.loads((out_dir / f).read_text("utf-8")) for f in ("manifest.json", "stats.json")
-        )
-        return ChatResult(out_dir, manifest, stats, reused=True)
+    done = finished_version(dataset_dir, version, publish_to)
+    if done is not None:
+        if done.url is not None:  # an upload this run finished
+            shutil.rmtree(dataset_dir / f".work-{version}", ignore_errors=True)
+        return ChatResult(out_dir, done.manifest, done.stats, reused=True, published=done.url)
     identity = {
         "version": version,
         "config": config_data,
@@ -450,9 +451,14 @@ def run_chat_build(
         shutil.rmtree(out_dir)
     os.replace(staging, out_dir)
     write_text(dataset_dir / "LATEST", version + "\n")
+    url = publish_version(dataset_dir, version, publish_to)
     shutil.rmtree(work.root, ignore_errors=True)
     return ChatResult(
-        out_dir, manifest, stats_data, resumed={"read": resumed_read, "encoded": resumed_encode}
+        out_dir,
+        manifest,
+        stats_data,
+        resumed={"read": resumed_read, "encoded": resumed_encode},
+        published=url,
     )
 
 
