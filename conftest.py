@@ -3,8 +3,9 @@
 Two xdist workers take one file at a time (`--dist loadfile`) in collection order
 (`--no-loadscope-reorder`); a file that takes minutes and starts last leaves the other worker idle
 until it ends. Starting the longest files first (longest-processing-time-first) lets the many short
-files fill in beside them. The list holds the files measured at a minute or more under the CI
-command, slowest first; other files with a `slow` test come next, then the rest as collected.
+files fill in beside them. The list holds the files that took 150 s or more in one
+`uv run pytest --durations=0` run on a loaded 2-core machine (setup, call and teardown summed per
+file), slowest first; other files with a `slow` test come next, then the rest as collected.
 """
 
 from __future__ import annotations
@@ -12,11 +13,17 @@ from __future__ import annotations
 import pytest
 
 SLOWEST_FIRST = (
+    "packages/tinylm-train/tests/test_pipeline_training.py",
+    "packages/tinylm-data/tests/test_build.py",
+    "packages/tinylm-train/tests/test_distributed.py",
+    "packages/tinylm-data/tests/test_dedup.py",
     "tests/test_longlora_end_to_end.py",
-    "tests/test_rag_end_to_end.py",
     "packages/tinylm-data/tests/test_chat_resume.py",
-    "packages/tinylm-data/tests/test_build_split.py",
-    "packages/tinylm-train/tests/test_longlora.py",
+    "tests/test_rag_end_to_end.py",
+    "packages/tinylm-train/tests/test_resume.py",
+    "packages/tinylm-train/tests/test_cli.py",
+    "packages/tinylm-eval/tests/test_prompt_ids.py",
+    "packages/tinylm-data/tests/test_tokenizer.py",
 )
 
 
