@@ -77,17 +77,36 @@ def _published(out: Path, name: str) -> tuple[dict, dict[str, bytes]]:
     return manifest, files
 
 
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """The inputs and configs, written once; every build reads them and writes elsewhere."""
+    return _inputs(tmp_path_factory.mktemp("chat-inputs"))
+
+
+@pytest.fixture(scope="module")
+def whole(inputs, tmp_path_factory):
+    """`whole(command, name)`: what one uninterrupted single-worker build of that config
+    publishes, built once per command and compared with every killed, resumed or 2-worker one."""
+    built: dict[str, tuple[dict, dict[str, bytes]]] = {}
+
+    def published_whole(command: str, name: str) -> tuple[dict, dict[str, bytes]]:
+        if command not in built:
+            out = tmp_path_factory.mktemp(f"whole-{command}")
+            done = _build(command, inputs / f"{command}.yaml", out, "--workers", "1")
+            assert done.returncode == 0, done.stderr[-3000:]
+            built[command] = _published(out, name)
+        return built[command]
+
+    return published_whole
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("command", "name"), [("sft", "s"), ("pref", "p")])
 @pytest.mark.parametrize("point", ["chat_read", "chat_encode"])
 def test_a_killed_build_resumes_per_file_and_ends_with_the_same_bytes(
-    tmp_path, command, name, point
+    inputs, whole, tmp_path, command, name, point
 ):
-    base = _inputs(tmp_path)
-    config = base / f"{command}.yaml"
-    whole = _build(command, config, tmp_path / "whole", "--workers", "1")
-    assert whole.returncode == 0, whole.stderr[-3000:]
-
+    config = inputs / f"{command}.yaml"
     out = tmp_path / "killed"
     killed = _build(command, config, out, "--workers", "1", crash=f"{point}:1")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
@@ -102,7 +121,7 @@ def test_a_killed_build_resumes_per_file_and_ends_with_the_same_bytes(
     assert f"resumed an interrupted build: {read} input file(s) already read, {encoded}" in said
     assert not work.exists(), "the work directory goes once the build is published"
     manifest, files = _published(out, name)
-    expected_manifest, expected = _published(tmp_path / "whole", name)
+    expected_manifest, expected = whole(command, name)
     assert manifest["version"] == expected_manifest["version"]
     assert manifest["shards"] == expected_manifest["shards"]  # content ids: sha256 per shard
     assert files == expected
@@ -115,17 +134,16 @@ def test_a_killed_build_resumes_per_file_and_ends_with_the_same_bytes(
 
 
 @pytest.mark.slow
-def test_a_resume_reuses_the_finished_files_unchanged(tmp_path):
+def test_a_resume_reuses_the_finished_files_unchanged(inputs, tmp_path):
     from tinylm_data.config import load_config_file, parse_model
     from tinylm_data.sft import SftConfig
     from tinylm_data.sft.build import SftKind
     from tinylm_data.sft.builder import run_chat_build
 
-    base = _inputs(tmp_path)
     out = tmp_path / "out"
-    killed = _build("sft", base / "sft.yaml", out, "--workers", "1", crash="chat_encode:2")
+    killed = _build("sft", inputs / "sft.yaml", out, "--workers", "1", crash="chat_encode:2")
     assert killed.returncode == -signal.SIGKILL
-    config = parse_model(SftConfig, load_config_file(base / "sft.yaml"))
+    config = parse_model(SftConfig, load_config_file(inputs / "sft.yaml"))
     seen: list[str] = []
     original = SftKind.read
 
@@ -135,7 +153,7 @@ def test_a_resume_reuses_the_finished_files_unchanged(tmp_path):
 
     SftKind.read = counting_read
     try:
-        result = run_chat_build(SftKind(config, base), base, out, workers=1)
+        result = run_chat_build(SftKind(config, inputs), inputs, out, workers=1)
     finally:
         SftKind.read = original
     assert result.resumed == {"read": 3, "encoded": 2}
@@ -145,30 +163,26 @@ def test_a_resume_reuses_the_finished_files_unchanged(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command,name", [("sft", "s"), ("pref", "p")])
-def test_one_and_two_workers_give_the_same_bytes(tmp_path, command, name):
-    base = _inputs(tmp_path)
-    runs = {}
-    for workers in ("1", "2"):
-        result = _build(command, base / f"{command}.yaml", tmp_path / workers, "--workers", workers)
-        assert result.returncode == 0, result.stderr[-3000:]
-        runs[workers] = _published(tmp_path / workers, name)
-    assert runs["1"][0]["shards"] == runs["2"][0]["shards"]
-    assert runs["1"][1] == runs["2"][1]
+def test_one_and_two_workers_give_the_same_bytes(inputs, whole, tmp_path, command, name):
+    result = _build(command, inputs / f"{command}.yaml", tmp_path, "--workers", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = whole(command, name), _published(tmp_path, name)
+    assert one[0]["shards"] == two[0]["shards"]
+    assert one[1] == two[1]
 
 
 @pytest.mark.slow
-def test_a_config_change_after_a_kill_starts_over_and_says_so(tmp_path):
-    base = _inputs(tmp_path)
+def test_a_config_change_after_a_kill_starts_over_and_says_so(inputs, tmp_path):
     out = tmp_path / "out"
-    killed = _build("sft", base / "sft.yaml", out, crash="chat_encode:1")
+    killed = _build("sft", inputs / "sft.yaml", out, crash="chat_encode:1")
     assert killed.returncode == -signal.SIGKILL
     (old,) = (out / "s").glob(".work-*")
-    changed = _build("sft", base / "sft.yaml", out, "--set", "seed=7")
+    changed = _build("sft", inputs / "sft.yaml", out, "--set", "seed=7")
     assert changed.returncode == 0, changed.stderr[-3000:]
     said = " ".join((changed.stdout + changed.stderr).split())
     assert f"changed since an interrupted build left {old.name}" in said
     assert "resumed an interrupted build" not in said
     assert not old.exists()
-    fresh = _build("sft", base / "sft.yaml", tmp_path / "fresh", "--set", "seed=7")
+    fresh = _build("sft", inputs / "sft.yaml", tmp_path / "fresh", "--set", "seed=7")
     assert fresh.returncode == 0
     assert _published(out, "s")[1] == _published(tmp_path / "fresh", "s")[1]
