@@ -6,7 +6,7 @@
 
 The documents are the planted sets of bench_neardedup_quality.py (real Dolma English and
 zhwiki / CLUECorpusSmall Chinese bases, each with two planted copies, plus splices), of both
-splits together: about 5,000 documents (~9 MB), so that the fixed costs of a run (worker
+splits together: 4,960 documents (13.2 MB), so that the fixed costs of a run (worker
 start-up, the tokenizer, datatrove's one pipeline per stage and 14 bucket tasks) do not decide
 the ratio, while one round of all four runs takes ~3 minutes on 2 cores at load average ~5
 (datatrove `cmn` is most of it; the default two rounds fit in ~6.5 minutes there). They are
