@@ -211,31 +211,49 @@ def run_ours_spark(docs) -> tuple[dict, float]:
         spark.stop()
 
 
+def datatrove_minhash(
+    docs, indices, python: str, folder: Path, dt_language: str, workers: int = 1
+) -> tuple[dict, float]:
+    """datatrove's MinHash pipeline on `docs[indices]` with its `dt_language` word tokenizer,
+    in `workers` processes: ({doc: cluster id} for docs in a cluster of 2+, its seconds)."""
+    folder.mkdir(parents=True)
+    inputs = folder / "input"
+    inputs.mkdir()
+    handles = [
+        open(inputs / f"part-{k}.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        for k in range(workers)
+    ]
+    try:
+        for n, i in enumerate(indices):
+            row = {"id": str(i), "text": docs[i][0]}
+            handles[n % workers].write(json.dumps(row, ensure_ascii=False) + "\n")
+    finally:
+        for handle in handles:
+            handle.close()
+    command = [
+        python,
+        str(HERE / "datatrove_minhash_runner.py"),
+        str(inputs / "part-0.jsonl"),
+        str(folder / "work"),
+        dt_language,
+        str(workers),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    return {int(doc): cluster for doc, cluster in report["clusters"].items()}, report["seconds"]
+
+
 def run_datatrove(docs, python: str, work: Path) -> tuple[dict, float]:
+    """English with its "eng" tokenizer, Chinese with "cmn", as two pipelines."""
     labels: dict[int, tuple[str, int]] = {}
     seconds = 0.0
     for language, dt_language in (("en", "eng"), ("zh", "cmn")):
-        folder = work / f"dt-{language}"
-        folder.mkdir(parents=True)
-        with open(folder / "input.jsonl", "w", encoding="utf-8") as handle:
-            for i, (text, lang) in enumerate(docs):
-                if lang == language:
-                    handle.write(
-                        json.dumps({"id": str(i), "text": text}, ensure_ascii=False) + "\n"
-                    )
-        command = [
-            python,
-            str(HERE / "datatrove_minhash_runner.py"),
-            str(folder / "input.jsonl"),
-            str(folder / "work"),
-            dt_language,
-        ]
-        out = subprocess.run(command, capture_output=True, text=True, check=True)
-        report = json.loads(out.stdout.strip().splitlines()[-1])
-        seconds += report["seconds"]
-        labels.update(
-            {int(doc): (language, cluster) for doc, cluster in report["clusters"].items()}
+        indices = [i for i, (_, lang) in enumerate(docs) if lang == language]
+        clusters, spent = datatrove_minhash(
+            docs, indices, python, work / f"dt-{language}", dt_language
         )
+        seconds += spent
+        labels.update({doc: (language, cluster) for doc, cluster in clusters.items()})
     return labels, seconds
 
 

@@ -64,6 +64,16 @@ def test_shingles_of_short_and_empty_texts():
     assert len(shingles("今天天气很好，我们一起去公园散步吧。", "zh", 2)) > 3
 
 
+def test_band_choice_is_datasketchs_own():
+    from datasketch.lsh import _optimal_param
+
+    for num_perm in (16, 100, 128, 256):
+        for threshold in (0.5, 0.7, 0.8, 0.85, 0.9):
+            for verified, weights in ((True, (0.05, 0.95)), (False, (0.5, 0.5))):
+                expected = tuple(_optimal_param(threshold, num_perm, *weights))
+                assert choose_bands(threshold, num_perm, verified=verified) == expected
+
+
 def test_band_choice_favours_recall_when_candidates_are_verified():
     assert choose_bands(0.8, 128) == (16, 8)
     b, r = choose_bands(0.8, 128, verified=False)
@@ -219,6 +229,22 @@ def test_vectorised_signatures_equal_one_document_at_a_time():
     matrix = minhash_signatures(sets, num_perm=64, seed=7, chunk=100)
     assert np.array_equal(matrix, np.stack([signature(s, 64, 7) for s in sets]))
     assert (matrix[0] == EMPTY_VALUE).all() and (matrix[4] == EMPTY_VALUE).all()
+
+
+def test_mersenne_remainder_without_division():
+    from tinylm_data.dedup.minhash import MERSENNE_PRIME, _mod_mersenne
+
+    p = int(MERSENNE_PRIME)
+    edges = [0, 1, p - 1, p, p + 1, 2 * p - 1, 2 * p, 2 * p + 1, 7 * p, 2**61, 2**64 - 1]
+    values = np.concatenate(
+        [
+            np.array(edges, dtype=np.uint64),
+            np.random.default_rng(3).integers(0, 2**64 - 1, 10_000, dtype=np.uint64),
+        ]
+    )
+    x = values.copy()
+    _mod_mersenne(x, np.empty_like(x))
+    assert np.array_equal(x, values % MERSENNE_PRIME)
 
 
 def _planted(rng: random.Random) -> tuple[list[str], list[str], list[str]]:

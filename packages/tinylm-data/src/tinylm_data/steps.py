@@ -143,11 +143,18 @@ class HashStep(Step):
         self.near = config.dedup.near if config.dedup.near.enabled else None
 
     def __call__(self, batch: Batch) -> tuple[Batch, list[Rejection]]:
-        from .textnorm import dedup_key
+        from .textnorm import key_of_normalised, normalise
 
+        # One normalisation per document serves the exact key and the character shingles.
+        chars = self.near is not None and self.near.shingle != "words"
+        normalised = (
+            [normalise(r.text) for r in batch.rows]
+            if self.exact or chars
+            else [None] * len(batch.rows)
+        )
         if self.exact:
-            for row in batch.rows:
-                row.key = dedup_key(row.text)
+            for row, text in zip(batch.rows, normalised, strict=True):
+                row.key = key_of_normalised(text)
         if self.near is not None:
             from .dedup import document_shingles, minhash_signatures
 
@@ -160,8 +167,9 @@ class HashStep(Step):
                     ngram=near.ngram,
                     ngram_zh=near.ngram_zh,
                     ngram_chars=near.ngram_chars,
+                    normalised=text,
                 )
-                for r in batch.rows
+                for r, text in zip(batch.rows, normalised, strict=True)
             ]
             signatures = minhash_signatures(sets, num_perm=near.num_perm, seed=near.seed)
             for row, signature in zip(batch.rows, signatures, strict=True):

@@ -69,7 +69,12 @@ def alnum_count(text: str) -> int:
 
 def dedup_key(text: str) -> bytes:
     """The 16-byte xxh3_128 digest of `normalise(text)`: equal keys mean exact duplicates."""
-    return xxhash.xxh3_128_digest(normalise(text).encode("utf-8", "surrogatepass"))
+    return key_of_normalised(normalise(text))
+
+
+def key_of_normalised(normalised: str) -> bytes:
+    """`dedup_key` of a text whose `normalise` the caller already has (near dedup shares it)."""
+    return xxhash.xxh3_128_digest(normalised.encode("utf-8", "surrogatepass"))
 
 
 # --- words -------------------------------------------------------------------------------------
