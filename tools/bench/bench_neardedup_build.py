@@ -40,7 +40,6 @@ import argparse
 import cProfile
 import importlib.util
 import io
-import json
 import os
 import pstats
 import random
@@ -52,7 +51,14 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from bench_neardedup_quality import classify, datatrove_minhash, load_bases, per_kind, rates
+from bench_neardedup_quality import (
+    classify,
+    datatrove_minhash,
+    load_bases,
+    per_kind,
+    rates,
+    write_jsonl_parts,
+)
 
 from tinylm_data.dedup.planted import plant
 
@@ -75,19 +81,8 @@ def planted_documents(data: Path, seed: int) -> tuple[list[tuple[str, str]], lis
 def write_inputs(docs, folder: Path, files: int) -> None:
     """`files` JSONL files per language; the id field is the planted index."""
     for language in ("en", "zh"):
-        (folder / language).mkdir(parents=True)
-        handles = [
-            open(folder / language / f"part-{k}.jsonl", "w", encoding="utf-8")  # noqa: SIM115
-            for k in range(files)
-        ]
-        try:
-            indices = [i for i, (_, lang) in enumerate(docs) if lang == language]
-            for n, i in enumerate(indices):
-                row = {"id": str(i), "text": docs[i][0]}
-                handles[n % files].write(json.dumps(row, ensure_ascii=False) + "\n")
-        finally:
-            for handle in handles:
-                handle.close()
+        indices = [i for i, (_, lang) in enumerate(docs) if lang == language]
+        write_jsonl_parts(docs, indices, folder / language, files)
 
 
 def build_config(tokenizer: Path, near: bool):

@@ -211,6 +211,22 @@ def run_ours_spark(docs) -> tuple[dict, float]:
         spark.stop()
 
 
+def write_jsonl_parts(docs, indices, folder: Path, parts: int) -> None:
+    """`docs[indices]` dealt round-robin into `parts` JSONL files; the id field is the index."""
+    folder.mkdir(parents=True)
+    handles = [
+        open(folder / f"part-{k}.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        for k in range(parts)
+    ]
+    try:
+        for n, i in enumerate(indices):
+            row = {"id": str(i), "text": docs[i][0]}
+            handles[n % parts].write(json.dumps(row, ensure_ascii=False) + "\n")
+    finally:
+        for handle in handles:
+            handle.close()
+
+
 def datatrove_minhash(
     docs, indices, python: str, folder: Path, dt_language: str, workers: int = 1
 ) -> tuple[dict, float]:
@@ -218,18 +234,7 @@ def datatrove_minhash(
     in `workers` processes: ({doc: cluster id} for docs in a cluster of 2+, its seconds)."""
     folder.mkdir(parents=True)
     inputs = folder / "input"
-    inputs.mkdir()
-    handles = [
-        open(inputs / f"part-{k}.jsonl", "w", encoding="utf-8")  # noqa: SIM115
-        for k in range(workers)
-    ]
-    try:
-        for n, i in enumerate(indices):
-            row = {"id": str(i), "text": docs[i][0]}
-            handles[n % workers].write(json.dumps(row, ensure_ascii=False) + "\n")
-    finally:
-        for handle in handles:
-            handle.close()
+    write_jsonl_parts(docs, indices, inputs, workers)
     command = [
         python,
         str(HERE / "datatrove_minhash_runner.py"),
