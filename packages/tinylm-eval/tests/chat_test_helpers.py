@@ -60,7 +60,7 @@ RUNS_ON = ("Say hello.", "Hello there!")
 
 
 def save_chat_model(
-    out: Path, template: Template = SEED, *, context: int = 256, steps: int = 80, seed: int = 0
+    out: Path, template: Template = SEED, *, context: int = 256, steps: int = 150, seed: int = 0
 ) -> Path:
     import torch
     from transformers import AutoTokenizer, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
@@ -95,10 +95,17 @@ def save_chat_model(
     ids, mask, labels = _training_batch(tokenizer, template, pad)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
-    for _ in range(steps):
-        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    # One thread, whatever ran before in this test process: the memorised answers then do not
+    # depend on which worker, after which files, trains the model.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(steps):
+            model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
     model.eval()
     model.generation_config = GenerationConfig(
         eos_token_id=sorted({eos, pad}), pad_token_id=pad, stop_strings=list(template.stop_strings)
