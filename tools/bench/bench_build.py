@@ -4,9 +4,10 @@ Replicates the real corpora in ../shared/data/corpora (with light variations so 
 does not remove the copies) to about --mb megabytes, then measures, with the same tokenizer and the
 same number of processes:
 
-  bare      HF tokenizers `encode_batch_fast` over all texts, measured two ways: in a pool of
-            worker processes handed the texts (IPC included), and in one process with the
-            tokenizer's own threads (TOKENIZERS_PARALLELISM); the faster is the baseline
+  bare      HF tokenizers `encode_batch_fast` over all texts, measured three ways: in a pool of
+            worker processes handed the texts (IPC included), each on the tokenizer's serial
+            path or through its thread pool with one thread, and in one process with the
+            tokenizer's own threads (TOKENIZERS_PARALLELISM); the fastest is the baseline
   stage     reading only; reading + cleaning + filtering (no tokenizer)
   tok+pack  a build with no cleaning rules, no filters and no dedup: read, tokenize, pack, write
   build     the default build (cleaning, filters, exact dedup; near dedup off)
@@ -96,11 +97,12 @@ def load_texts(files: dict[str, list[Path]]) -> list[str]:
 _TOK = None
 
 
-def _init_bare(tokenizer_json: str) -> None:
+def _init_bare(tokenizer_json: str, thread_pool: bool) -> None:
     global _TOK
     from tokenizers import Tokenizer
 
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if thread_pool else "false"
+    os.environ["RAYON_NUM_THREADS"] = "1"
     _TOK = Tokenizer.from_str(tokenizer_json)
 
 
@@ -115,12 +117,16 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def bare_tokenize(texts: list[str], tokenizer_json: str, workers: int) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds, tokens) of a pool of `workers` processes handed the texts."""
+def bare_tokenize(
+    texts: list[str], tokenizer_json: str, workers: int, *, thread_pool: bool
+) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, tokens) of a pool of `workers` processes handed the texts,
+    each encoding on the serial path or through a one-thread pool (`thread_pool`). This process
+    never runs the tokenizer's thread pool, so its forked children may."""
     batches = [texts[i : i + 256] for i in range(0, len(texts), 256)]
     cpu = cpu_seconds()
     start = time.perf_counter()
-    pool = mp.get_context("fork").Pool(workers, _init_bare, (tokenizer_json,))
+    pool = mp.get_context("fork").Pool(workers, _init_bare, (tokenizer_json, thread_pool))
     tokens = sum(pool.imap(_encode, batches, chunksize=4))
     pool.close()
     pool.join()  # reaped, so their CPU time counts in RUSAGE_CHILDREN
@@ -235,11 +241,19 @@ def per_stage(
         dedup_key(text)
     key_s = time.perf_counter() - start
     tok = Tokenizer.from_str(tokenizer_json)
+    # One thread on the serial path: this process must never start the tokenizer's thread
+    # pool, or the processes forked from it later could not use theirs.
+    saved = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
     start = time.perf_counter()
     texts = [t for _, t in cleaned]
     for i in range(0, len(texts), 256):
         tok.encode_batch_fast(texts[i : i + 256], add_special_tokens=False)
     tok_s = time.perf_counter() - start
+    if saved is None:
+        del os.environ["TOKENIZERS_PARALLELISM"]
+    else:
+        os.environ["TOKENIZERS_PARALLELISM"] = saved
     mb = size / 1e6
     return [
         (f"{name} (1 process)", mb, len(docs), seconds)
@@ -290,8 +304,14 @@ def main() -> None:
             return False
 
         for round_ in range(args.repeat):
-            wall, cpu, tokens = bare_tokenize(texts, tokenizer.json, args.workers)
+            wall, cpu, tokens = bare_tokenize(
+                texts, tokenizer.json, args.workers, thread_pool=False
+            )
             keep("bare", wall, cpu)
+            keep(
+                "bare-pool",
+                *bare_tokenize(texts, tokenizer.json, args.workers, thread_pool=True)[:2],
+            )
             keep("threaded", *threaded_tokenize(files, tokenizer.json)[:2])
             for plain in (True, False):
                 out = work / f"out-{round_}"
@@ -302,11 +322,17 @@ def main() -> None:
                     build_stages = by_stage
                 shutil.rmtree(out)
         del texts
-        baseline = min(("bare", "threaded"), key=lambda name: best[name][0])
+        labels = {
+            "bare": f"{args.workers} processes, serial path",
+            "bare-pool": f"{args.workers} processes, 1-thread pool each",
+            "threaded": "1 process, tokenizer threads",
+        }
+        baseline = min(labels, key=lambda name: best[name][0])
         baseline_s, baseline_cpu = best[baseline]
-        label = "threaded, 1 process" if baseline == "threaded" else f"{args.workers} processes"
+        label = labels[baseline]
         rows = [(name, size, docs, seconds, None) for name, size, docs, seconds in stages] + [
-            (f"bare tokenize ({args.workers} proc)", mb, n_docs, *best["bare"]),
+            (f"bare tokenize ({args.workers} proc, serial)", mb, n_docs, *best["bare"]),
+            (f"bare tokenize ({args.workers} proc, 1-thread pool)", mb, n_docs, *best["bare-pool"]),
             ("bare tokenize (1 proc, tokenizer threads)", mb, n_docs, *best["threaded"]),
             (f"read+tokenize+pack+write ({args.workers} proc)", mb, n_docs, *best["plain"]),
             (f"full build, no near dedup ({args.workers} proc)", mb, n_docs, *best["build"]),

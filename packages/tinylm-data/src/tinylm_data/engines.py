@@ -21,6 +21,7 @@ from .assembly import (
 from .config import BuildConfig
 from .progress import Progress
 from .stage_one import StageOneJob, Task, TaskRunner, task_files
+from .stage_one_worker import TokenizerThreads
 
 if TYPE_CHECKING:
     from .quality.scoring import ScoringPlan
@@ -83,7 +84,8 @@ class LocalEngine:
         if self.workers > 1 and by_files:
             yield from _file_parallel(tasks, self.workers, progress, job)
             return
-        with job.runner(workers=self.workers, owns_machine=True) as runner:
+        threads = TokenizerThreads.sharing(self.workers)
+        with job.runner(workers=self.workers, threads=threads) as runner:
             for task in tasks:
                 yield runner.run(task)
                 progress.advance(task.size)
@@ -121,9 +123,9 @@ class LocalEngine:
 _FILE_RUNNER: TaskRunner | None = None
 
 
-def _init_file_worker(job: StageOneJob) -> None:
+def _init_file_worker(job: StageOneJob, threads: TokenizerThreads) -> None:
     global _FILE_RUNNER
-    _FILE_RUNNER = job.runner(workers=1)
+    _FILE_RUNNER = job.runner(workers=1, threads=threads, in_worker=True)
     _FILE_RUNNER.__enter__()
 
 
@@ -138,13 +140,19 @@ def _file_parallel(tasks: list[Task], workers: int, progress: Progress, job: Sta
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
+    from .tokenizer import forking_encoders
+
     queue = sorted(tasks, key=lambda t: (-t.size, t.index))
-    with ProcessPoolExecutor(
-        workers,
-        mp_context=mp.get_context("fork"),
-        initializer=_init_file_worker,
-        initargs=(job,),
-    ) as pool:
+    threads = TokenizerThreads.sharing(workers)
+    with (
+        forking_encoders(),
+        ProcessPoolExecutor(
+            workers,
+            mp_context=mp.get_context("fork"),
+            initializer=_init_file_worker,
+            initargs=(job, threads),
+        ) as pool,
+    ):
         pending = {pool.submit(_run_file_task, task): task for task in queue[:workers]}
         queue = queue[workers:]
         try:

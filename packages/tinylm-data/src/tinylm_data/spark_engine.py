@@ -140,8 +140,9 @@ class SparkEngine:
 
             from pyspark import TaskContext
 
-            # Spark runs one task per core already: no process pool inside an executor.
-            with job.runner(workers=1) as runner:
+            # Spark runs one task per core already: no process pool inside an executor, and
+            # one tokenizer thread.
+            with job.runner(workers=1, in_worker=True) as runner:
                 for (task,) in items:
                     start = perf_counter()
                     summary = runner.run(task)

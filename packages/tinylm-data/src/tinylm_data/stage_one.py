@@ -15,6 +15,7 @@ and come back in order.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections import Counter, deque
@@ -41,11 +42,12 @@ from .document import Document, Rejection
 from .faults import crash_point
 from .readers import ReadCounts, Unit
 from .stage_one_worker import (
+    ONE_THREAD,
     BatchResult,
+    TokenizerThreads,
     WorkerSetup,
     init_worker,
     process_batch,
-    tokenizer_threads,
 )
 from .stages import Stage
 from .steps import declared_token_columns
@@ -221,14 +223,22 @@ class StageOneJob:
     batch_size: int
     strict: bool
 
-    def runner(self, *, workers: int, owns_machine: bool = False) -> TaskRunner:
-        """`owns_machine`: no other stage-1 process runs beside this runner's (see `TaskRunner`)."""
+    def runner(
+        self,
+        *,
+        workers: int,
+        threads: TokenizerThreads = ONE_THREAD,
+        in_worker: bool = False,
+    ) -> TaskRunner:
+        """`threads`: each worker's tokenizer threads; `in_worker`: this process is itself a
+        worker forked (or started by an engine) for the build, not the one that started it."""
         return TaskRunner(
             self.config,
             self.setup,
             self.stage_dir,
             workers=workers,
-            tokenizer_threads=tokenizer_threads(workers) if owns_machine else 1,
+            tokenizer_threads=threads,
+            in_worker=in_worker,
             batch_size=self.batch_size,
             strict=self.strict,
             reader=TaskReader(self.config),
@@ -245,7 +255,8 @@ class TaskRunner:
         stage_dir: Path,
         *,
         workers: int,
-        tokenizer_threads: int = 1,
+        tokenizer_threads: TokenizerThreads = ONE_THREAD,
+        in_worker: bool = False,
         batch_size: int,
         strict: bool,
         reader: Callable[..., Iterator[Document | Rejection]],
@@ -255,20 +266,28 @@ class TaskRunner:
         self.stage_dir = stage_dir
         self.workers = workers
         self.tokenizer_threads = tokenizer_threads
+        self.in_worker = in_worker
         self.batch_size = batch_size
         self.strict = strict
         self.reader = reader
         self._pool = None
+        self._settings: contextlib.ExitStack | None = None  # encoder settings put back on exit
 
     def __enter__(self) -> TaskRunner:
+        from .tokenizer import encoder_settings_restored, forking_encoders
+
+        self._settings = contextlib.ExitStack()
         if self.workers > 1:
             import multiprocessing as mp
 
+            self._settings.enter_context(forking_encoders())
             self._pool = mp.get_context("fork").Pool(
                 self.workers, initializer=init_worker, initargs=(self.setup, self.tokenizer_threads)
             )
         else:
-            init_worker(self.setup, self.tokenizer_threads)
+            if not self.in_worker:
+                self._settings.enter_context(encoder_settings_restored())
+            init_worker(self.setup, self.tokenizer_threads, forked=self.in_worker)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -278,6 +297,8 @@ class TaskRunner:
             else:
                 self._pool.terminate()
             self._pool.join()
+        if self._settings is not None:
+            self._settings.close()
 
     def run(self, task: Task) -> dict[str, Any]:
         files = task_files(self.stage_dir, task)

@@ -48,25 +48,40 @@ _TEXT_KEPT = 0  # characters of each kept document's text that stay (for the qua
 
 
 def tokenizer_threads(workers: int, cores: int | None = None) -> int:
-    """Threads the tokenizer of a runner with `workers` processes that owns the machine may use.
-
-    One in-process worker lets the Rust tokenizer use every core. A forked pool stays at one
-    thread per worker: the pool is the parallelism, and a worker forked from a process whose
-    tokenizer thread pool had started would inherit a pool without threads and hang (which is
-    why `tokenizers` turns its threads off after a fork). Token ids do not depend on the count.
-    """
-    if workers != 1:
-        return 1
-    return max(1, cores if cores is not None else (os.cpu_count() or 1))
+    """Threads of each worker's tokenizer pool when `workers` processes share the machine: its
+    cores divided among them, at least one (one in-process worker gets every core)."""
+    cores = cores if cores is not None else (os.cpu_count() or 1)
+    return max(1, cores // max(1, workers))
 
 
-def init_worker(setup: WorkerSetup, threads: int = 1) -> None:
-    """Set up this process's step chain; its tokenizer may use `threads` threads."""
+@dataclass(frozen=True, slots=True)
+class TokenizerThreads:
+    """How a worker encodes: `threads` for the tokenizer's pool, which the user `allowed` (read
+    in the parent: a worker cannot tell the user's setting from the fork handler's)."""
+
+    threads: int = 1
+    allowed: bool = True
+
+    @classmethod
+    def sharing(cls, workers: int) -> TokenizerThreads:
+        from .tokenizer import thread_pool_allowed
+
+        return cls(tokenizer_threads(workers), thread_pool_allowed())
+
+
+ONE_THREAD = TokenizerThreads()
+
+
+def init_worker(
+    setup: WorkerSetup, threads: TokenizerThreads = ONE_THREAD, forked: bool = True
+) -> None:
+    """Set up this process's step chain. `forked`: this is a pool worker (not the process that
+    started the build), forked inside `tokenizer.forking_encoders`."""
     global _CHAIN, _START_ERROR, _TEXT_KEPT
+    from .tokenizer import use_thread_pool
+
     _TEXT_KEPT = setup.config.quality.text_chars()
-    os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"
-    if threads > 1:  # read when the tokenizer's thread pool starts; a value the user set stays
-        os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
+    use_thread_pool(threads.threads, allowed=threads.allowed, forked=forked)
     try:
         fail_point("worker_start")
         _CHAIN = StepChain(
