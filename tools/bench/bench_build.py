@@ -256,7 +256,7 @@ def per_stage(
         os.environ["TOKENIZERS_PARALLELISM"] = saved
     mb = size / 1e6
     return [
-        (f"{name} (1 process)", mb, len(docs), seconds)
+        (f"{name} (1 process{', serial' if name == 'tokenize' else ''})", mb, len(docs), seconds)
         for name, seconds in (
             ("read", read_s),
             ("clean", clean_s),
