@@ -134,6 +134,11 @@ class SparkEngine:
         if not tasks:
             return []
 
+        from .stage_one_worker import TokenizerThreads
+        from .tokenizer import thread_pool_allowed
+
+        threads = TokenizerThreads(1, thread_pool_allowed())  # the driver's setting
+
         def run_partition(items):
             import socket
             from time import perf_counter
@@ -142,7 +147,7 @@ class SparkEngine:
 
             # Spark runs one task per core already: no process pool inside an executor, and
             # one tokenizer thread.
-            with job.runner(workers=1, in_worker=True) as runner:
+            with job.runner(workers=1, threads=threads, in_worker=True) as runner:
                 for (task,) in items:
                     start = perf_counter()
                     summary = runner.run(task)

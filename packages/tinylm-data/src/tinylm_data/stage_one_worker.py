@@ -57,7 +57,8 @@ def tokenizer_threads(workers: int, cores: int | None = None) -> int:
 @dataclass(frozen=True, slots=True)
 class TokenizerThreads:
     """How a worker encodes: `threads` for the tokenizer's pool, which the user `allowed` (read
-    in the parent: a worker cannot tell the user's setting from the fork handler's)."""
+    in the parent: a worker forked inside `tokenizer.forking_encoders` does not see the user's
+    TOKENIZERS_PARALLELISM)."""
 
     threads: int = 1
     allowed: bool = True

@@ -339,10 +339,9 @@ def encoder_settings_restored() -> Iterator[None]:
 
 def use_thread_pool(threads: int, *, allowed: bool, forked: bool) -> None:
     """Set up this process to encode through the tokenizer's thread pool with `threads` threads,
-    or on the serial path where the user turned the pool off (`allowed`, read in the parent: a
-    worker cannot tell the user's setting from its own). In a `forked` worker whose parent had
-    already run the pool, tokenizers keeps to the serial path whatever is set here (see
-    `forking_encoders`).
+    or on the serial path where the user turned the pool off (`allowed`, read in the parent,
+    since a worker forked inside `forking_encoders` does not see it). In a `forked` worker whose
+    parent had already run the pool, tokenizers keeps to the serial path whatever is set here.
 
     The pool is worth it with one thread too: a build's workers encoding through it took about
     a fifth less time than on the serial path (see the README's Benchmarks); token ids do not
