@@ -19,15 +19,20 @@ QWEN2_CONFIG = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "v
 # Blocks long enough that most of the small corpus's documents are not cut.
 WHOLE_BLOCKS = ("--block-size", "1024")
 
-# Encodes every whole document with AutoTokenizer and counts those whose ids differ.
+# Loads each directory with AutoTokenizer, decodes and re-encodes every whole document and counts
+# those whose ids differ. One process per trust_remote_code setting, so neither sees the other's
+# dynamically loaded class.
 _ROUND_TRIP = """
 import json, sys
 from transformers import AutoTokenizer
-directory, docs_path, trust = sys.argv[1], sys.argv[2], sys.argv[3] == "trust"
+docs_path, trust, directories = sys.argv[1], sys.argv[2] == "trust", sys.argv[3:]
 docs = json.loads(open(docs_path).read())
-hf = AutoTokenizer.from_pretrained(directory, **({"trust_remote_code": True} if trust else {}))
-wrong = sum(hf.encode(hf.decode(ids), add_special_tokens=False) != ids for ids in docs)
-print(json.dumps({"class": type(hf).__name__, "wrong": wrong}))
+results = {}
+for directory in directories:
+    hf = AutoTokenizer.from_pretrained(directory, **({"trust_remote_code": True} if trust else {}))
+    wrong = sum(hf.encode(hf.decode(ids), add_special_tokens=False) != ids for ids in docs)
+    results[directory] = {"class": type(hf).__name__, "wrong": wrong}
+print(json.dumps(results))
 """
 
 
@@ -66,10 +71,12 @@ def _export_like(dataset: Path, target: Path) -> Path:
     return target
 
 
-def _mismatches(directory: Path, docs_path: Path, trust: bool, home: Path) -> dict:
+def _mismatches(directories: list[Path], docs_path: Path, trust: bool, home: Path) -> dict:
+    """Per directory: the tokenizer class AutoTokenizer loaded and the documents it got wrong."""
     env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", _ROUND_TRIP, str(directory), str(docs_path), "trust" * trust],
+        [sys.executable, "-c", _ROUND_TRIP, str(docs_path), "trust" * trust]
+        + [str(d) for d in directories],
         capture_output=True,
         text=True,
         timeout=300,
@@ -85,10 +92,12 @@ def assert_round_trip(dataset: Path, tmp_path: Path, min_docs: int) -> None:
     docs_path = tmp_path / "docs.json"
     docs_path.write_text(json.dumps(docs))
     exported = _export_like(dataset, tmp_path / "export")
-    for directory in (dataset / "tokenizer", exported):
-        for trust in (False, True):
-            result = _mismatches(directory, docs_path, trust, tmp_path / "hf-home")
-            assert result["wrong"] == 0, (directory.name, trust, result, len(docs))
+    directories = [dataset / "tokenizer", exported]
+    for trust in (False, True):
+        results = _mismatches(directories, docs_path, trust, tmp_path / "hf-home")
+        assert sorted(results) == sorted(str(d) for d in directories)
+        for directory, result in results.items():
+            assert result["wrong"] == 0, (directory, trust, result, len(docs))
 
 
 @pytest.mark.slow
